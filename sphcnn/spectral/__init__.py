@@ -28,3 +28,30 @@ __all__ = [
     "rot_z",
     "rotate_points",
 ]
+
+from .sht import SHT, InverseSHT, isht, sht  # noqa: E402
+from .wigner import (  # noqa: E402
+    complex_to_real_coeffs,
+    degree_index,
+    order_index,
+    real_sph_harm,
+    real_to_complex_coeffs,
+    rotate_sh,
+    wigner_D,
+    wigner_D_block,
+)
+
+__all__ += [
+    "SHT",
+    "InverseSHT",
+    "sht",
+    "isht",
+    "complex_to_real_coeffs",
+    "degree_index",
+    "order_index",
+    "real_sph_harm",
+    "real_to_complex_coeffs",
+    "rotate_sh",
+    "wigner_D",
+    "wigner_D_block",
+]

@@ -1,0 +1,346 @@
+"""Spherical harmonic transforms on S² (real orthonormal basis, flat index ℓ² + ℓ + m).
+
+Forward (analysis) c_ℓm = Σ_x w(x) f(x) Y_ℓm(x); inverse (synthesis)
+f(x) = Σ_ℓm c_ℓm Y_ℓm(x). Exact on "dh" and "gl" grids for band-limited
+input; on "healpix" the analysis is refined iteratively (``iters``), as
+healpy's ``map2alm(iter=…)``.
+
+Two stages, as every fast SHT: a Fourier transform along each ring of equal
+colatitude (``rfft`` on "dh"/"gl", one FFT per ring length on HEALPix), then
+a contraction with the Legendre table over rings, one batched matmul per
+block of orders m. The table uses the equatorial symmetry
+λ_ℓm(π − θ) = (−1)^{ℓ+m} λ_ℓm(θ): only northern rings are stored and each
+block is split by the parity of ℓ + m, halving memory and flops. It lives in
+non-persistent buffers (so it follows ``.to(device)`` and stays out of
+checkpoints) and is rebuilt in float64 and cast when the dtype changes, so
+``.double()`` never inherits float32 round-off. Above ``max_table_bytes`` the
+table is not stored: each block is recomputed on the fly (memory O(L²·rings/blocks)).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .grids import S2Grid
+from .legendre import legendre_block
+
+DEFAULT_MAX_TABLE_BYTES = 4 * 2**30
+
+
+@dataclass(frozen=True)
+class _RingPlan:
+    """Ring geometry, equatorial pairing and m-blocks of one grid (float64, numpy)."""
+
+    L: int
+    north: np.ndarray  # ring indices with θ ≤ π/2
+    south: np.ndarray  # mirror ring of each northern ring, or −1
+    ring_order: np.ndarray  # permutation: cat(north, paired south) → ring order
+    theta_north: np.ndarray
+    weight_north: np.ndarray  # quadrature weight per point of each northern ring
+    m_blocks: tuple[tuple[int, int], ...]
+    gather: np.ndarray  # coefficient ℓ²+ℓ+m → position in the flat block buffer
+    scatter: np.ndarray  # buffer position → coefficient index (L² means "zero")
+    buffer_size: int
+
+    @staticmethod
+    def build(grid: S2Grid) -> "_RingPlan":
+        L = grid.L
+        theta = np.asarray(grid.ring_theta, dtype=np.float64)
+        if grid.kind == "healpix":
+            weights = np.full(theta.size, 4 * math.pi / grid.shape[0])
+        else:
+            weights = grid.weights[:, 0].numpy()
+        north = np.flatnonzero(theta <= math.pi / 2 + 1e-12)
+        south = np.full(north.size, -1)
+        for i, r in enumerate(north):
+            partner = np.flatnonzero(np.abs(theta - (math.pi - theta[r])) < 1e-10)
+            partner = partner[partner != r]
+            if partner.size:
+                south[i] = partner[0]
+        paired = south[south >= 0]
+        order = np.concatenate((north, paired))
+        if sorted(order.tolist()) != list(range(theta.size)):
+            raise AssertionError("ring pairing failed: grid is not north/south symmetric")
+        ring_order = np.argsort(order)
+
+        block = max(1, L // 16)
+        m_blocks = tuple((m0, min(m0 + block, L)) for m0 in range(0, L, block))
+        gather = np.zeros(L * L, dtype=np.int64)
+        scatter = []
+        pos = 0
+        for m0, m1 in m_blocks:
+            for parity in (0, 1):
+                for m in range(m0, m1):
+                    for d in range(parity, L - m0, 2):
+                        ell = m + d
+                        for part in (0, 1):  # 0: cos (m ≥ 0), 1: sin (m < 0)
+                            if ell < L and (part == 0 or m > 0):
+                                idx = ell * ell + ell + (m if part == 0 else -m)
+                                gather[idx] = pos
+                                scatter.append(idx)
+                            else:
+                                scatter.append(L * L)
+                            pos += 1
+        return _RingPlan(
+            L=L, north=north, south=south, ring_order=ring_order, theta_north=theta[north],
+            weight_north=weights[north], m_blocks=m_blocks, gather=gather,
+            scatter=np.asarray(scatter, dtype=np.int64), buffer_size=pos,
+        )
+
+    def table_bytes(self, itemsize: int) -> int:
+        return sum((m1 - m0) * (self.L - m0) * self.north.size for m0, m1 in self.m_blocks) * itemsize
+
+    def block_tables(self, m0: int, m1: int, forward: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(even, odd) parity tables of one m-block, float64 ``[m1−m0, n_d, n_north]``."""
+        lam = legendre_block(self.L, self.theta_north, m0, m1)
+        scale = np.where(np.arange(m0, m1) == 0, 1.0, math.sqrt(2))[:, None, None]
+        lam = lam * scale
+        if forward:
+            lam = lam * self.weight_north[None, None, :]
+        return lam[:, 0::2], lam[:, 1::2]
+
+
+class _Longitude:
+    """Fourier stage along rings: grid ↔ X[..., ring, m] for m = 0 … L−1."""
+
+    def __init__(self, grid: S2Grid) -> None:
+        self.grid = grid
+        self.L = grid.L
+        if grid.kind == "healpix":
+            rings = grid.rings()
+            self.groups = []
+            for n in np.unique(rings.count):
+                idx = np.flatnonzero(rings.count == n)
+                pixels = rings.start[idx][:, None] + np.arange(n)[None, :]
+                self.groups.append((int(n), idx, pixels.reshape(-1), rings.phi0[idx]))
+            ring_cat = np.concatenate([g[1] for g in self.groups])
+            self.ring_inverse = torch.from_numpy(np.argsort(ring_cat))
+            pix_cat = np.concatenate([g[2] for g in self.groups])
+            self.pixel_inverse = torch.from_numpy(np.argsort(pix_cat))
+
+    def analysis(self, x: torch.Tensor) -> torch.Tensor:
+        """Σ_k f(θ_r, φ_k) e^{−imφ_k} per ring r, complex ``[..., rings, L]``."""
+        L = self.L
+        if self.grid.kind != "healpix":
+            return torch.fft.rfft(x, dim=-1)[..., :L]
+        m = np.arange(L)
+        out = []
+        for n, _, pixels, phi0 in self.groups:
+            ring = x[..., torch.from_numpy(pixels).to(x.device)].unflatten(-1, (-1, n))
+            spec = torch.fft.fft(ring, dim=-1)[..., torch.from_numpy(m % n).to(x.device)]
+            phase = torch.from_numpy(np.exp(-1j * np.outer(phi0, m))).to(device=x.device, dtype=spec.dtype)
+            out.append(spec * phase)
+        return torch.cat(out, dim=-2)[..., self.ring_inverse.to(x.device), :]
+
+    def synthesis(self, w: torch.Tensor) -> torch.Tensor:
+        """f(θ_r, φ_k) = Re Σ_m W_rm e^{imφ_k}, from complex ``w [..., rings, L]``."""
+        L = self.L
+        if self.grid.kind != "healpix":
+            n_phi = self.grid.shape[1]
+            kappa = torch.full((L,), n_phi / 2, dtype=w.real.dtype, device=w.device)
+            kappa[0] = n_phi
+            return torch.fft.irfft(w * kappa, n=n_phi, dim=-1)
+        m = np.arange(L)
+        out = []
+        for n, idx, _, phi0 in self.groups:
+            rows = w[..., torch.from_numpy(idx).to(w.device), :]
+            phase = torch.from_numpy(np.exp(1j * np.outer(phi0, m))).to(device=w.device, dtype=w.dtype)
+            folded = torch.zeros(*rows.shape[:-1], n, dtype=w.dtype, device=w.device)
+            folded = folded.index_add(-1, torch.from_numpy(m % n).to(w.device), rows * phase)
+            out.append((torch.fft.ifft(folded, dim=-1) * n).real.flatten(-2))
+        return torch.cat(out, dim=-1)[..., self.pixel_inverse.to(w.device)]
+
+
+class _LegendreStage(nn.Module):
+    """Contraction over rings with the parity-split Legendre table, one matmul per m-block."""
+
+    def __init__(self, grid: S2Grid, forward: bool, dtype: torch.dtype, max_table_bytes: int) -> None:
+        super().__init__()
+        self.plan = _RingPlan.build(grid)
+        self.is_forward = forward
+        itemsize = torch.finfo(dtype).bits // 8
+        self.stored = self.plan.table_bytes(itemsize) <= max_table_bytes
+        p = self.plan
+        self.register_buffer("north", torch.from_numpy(p.north), persistent=False)
+        self.register_buffer("south_index", torch.from_numpy(np.where(p.south >= 0, p.south, len(p.ring_order))),
+                             persistent=False)
+        self.register_buffer("ring_order", torch.from_numpy(p.ring_order), persistent=False)
+        self.register_buffer("gather", torch.from_numpy(p.gather), persistent=False)
+        self.register_buffer("scatter", torch.from_numpy(p.scatter), persistent=False)
+        self.n_paired = int((p.south >= 0).sum())
+        self.paired_slot = torch.from_numpy(np.flatnonzero(p.south >= 0))
+        self._build_tables(dtype, torch.device("cpu"))
+
+    def _build_tables(self, dtype: torch.dtype, device: torch.device) -> None:
+        self.table_dtype = dtype
+        for i, (m0, m1) in enumerate(self.plan.m_blocks):
+            even = odd = None
+            if self.stored:
+                even, odd = (torch.from_numpy(t).to(dtype=dtype, device=device)
+                             for t in self.plan.block_tables(m0, m1, self.is_forward))
+            self.register_buffer(f"even_{i}", even, persistent=False)
+            self.register_buffer(f"odd_{i}", odd, persistent=False)
+
+    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001
+        # Rebuild from float64 rather than let fn cast float32 tables up to float64.
+        old = self.table_dtype
+        super()._apply(fn, recurse)
+        new = fn(torch.zeros((), dtype=old)).dtype
+        if new != old:
+            self._build_tables(new, self.gather.device)
+        return self
+
+    def _tables(self, i: int, m0: int, m1: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.stored:
+            return getattr(self, f"even_{i}"), getattr(self, f"odd_{i}")
+        dev = self.gather.device
+        return tuple(torch.from_numpy(t).to(dtype=self.table_dtype, device=dev)
+                     for t in self.plan.block_tables(m0, m1, self.is_forward))
+
+    def analysis(self, X: torch.Tensor) -> torch.Tensor:
+        """Complex ``X [B, rings, L]`` (Σ f e^{−imφ} per ring) → real coefficients ``[B, L²]``."""
+        B = X.shape[0]
+        X = torch.cat((X, X.new_zeros(B, 1, X.shape[-1])), dim=1)
+        north, south = X[:, self.north], X[:, self.south_index]
+        # conj: Re gives Σ f cos mφ (c_ℓm), Im gives Σ f sin mφ (c_ℓ,−m).
+        parts = []
+        for sym in (north + south, north - south):
+            r = torch.view_as_real(sym.conj().resolve_conj())  # [B, n_north, L, 2]
+            parts.append(r.permute(2, 1, 0, 3).reshape(r.shape[2], r.shape[1], B * 2))
+        even_in, odd_in = parts
+        out = []
+        for i, (m0, m1) in enumerate(self.plan.m_blocks):
+            t_even, t_odd = self._tables(i, m0, m1)
+            for table, rhs in ((t_even, even_in), (t_odd, odd_in)):
+                res = torch.bmm(table, rhs[m0:m1])  # [mb, n_d, B*2]
+                out.append(res.unflatten(-1, (B, 2)).permute(2, 0, 1, 3).reshape(B, -1))
+        return torch.cat(out, dim=1)[:, self.gather]
+
+    def synthesis(self, c: torch.Tensor) -> torch.Tensor:
+        """Real coefficients ``c [B, L²]`` → complex W ``[B, rings, L]`` with f = Re Σ_m W_m e^{imφ}."""
+        B = c.shape[0]
+        buf = torch.cat((c, c.new_zeros(B, 1)), dim=1)[:, self.scatter]
+        even_out, odd_out = [], []
+        pos = 0
+        for i, (m0, m1) in enumerate(self.plan.m_blocks):
+            t_even, t_odd = self._tables(i, m0, m1)
+            for table, dest in ((t_even, even_out), (t_odd, odd_out)):
+                mb, n_d, _ = table.shape
+                size = mb * n_d * 2
+                rhs = buf[:, pos: pos + size].reshape(B, mb, n_d, 2).permute(1, 2, 0, 3).reshape(mb, n_d, B * 2)
+                pos += size
+                dest.append(torch.bmm(table.transpose(1, 2), rhs))  # [mb, n_north, B*2]
+        even, odd = torch.cat(even_out), torch.cat(odd_out)
+        north, south = even + odd, (even - odd)[:, self.paired_slot.to(c.device)]
+        rings = torch.cat((north, south), dim=1)[:, self.ring_order]  # [L, rings, B*2]
+        w = torch.view_as_complex(rings.unflatten(-1, (B, 2)).permute(2, 1, 0, 3).contiguous())
+        return w.conj()
+
+
+class _TransformBase(nn.Module):
+    def __init__(self, grid: S2Grid, forward: bool, dtype: torch.dtype, max_table_bytes: int) -> None:
+        super().__init__()
+        if not isinstance(grid, S2Grid):
+            raise TypeError(f"grid must be an S2Grid, got {type(grid).__name__}")
+        if dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.grid = grid
+        self.longitude = _Longitude(grid)
+        self.legendre = _LegendreStage(grid, forward, dtype, max_table_bytes)
+
+    def _check_dtype(self, x: torch.Tensor, name: str) -> None:
+        if x.dtype != self.legendre.table_dtype:
+            raise TypeError(
+                f"{name} is {x.dtype} but this transform's tables are {self.legendre.table_dtype}; "
+                f"convert the input or the module (module.to({x.dtype}))"
+            )
+
+    def extra_repr(self) -> str:
+        return f"L={self.grid.L}, kind={self.grid.kind!r}, dtype={self.legendre.table_dtype}"
+
+
+class SHT(_TransformBase):
+    """Forward transform ``[..., *grid.shape]`` → ``[..., L²]`` (real orthonormal basis).
+
+    Args:
+        grid: the sampling grid.
+        dtype: table dtype (float32 or float64); ``.to(dtype)`` rebuilds it in float64 first.
+        iters: HEALPix only: Jacobi refinement steps c ← c + A(f − S c) (healpy's ``iter``).
+        max_table_bytes: store the Legendre table below this size, else recompute per call.
+    """
+
+    def __init__(self, grid: S2Grid, dtype: torch.dtype = torch.float32, iters: int = 3,
+                 max_table_bytes: int = DEFAULT_MAX_TABLE_BYTES) -> None:
+        super().__init__(grid, True, dtype, max_table_bytes)
+        if not isinstance(iters, int) or iters < 0:
+            raise ValueError(f"iters must be a non-negative integer, got {iters!r}")
+        self.iters = iters if grid.kind == "healpix" else 0
+        self.inverse = InverseSHT(grid, dtype, max_table_bytes) if self.iters else None
+
+    def _analysis(self, x: torch.Tensor) -> torch.Tensor:
+        return self.legendre.analysis(self.longitude.analysis(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.grid.check(x)
+        self._check_dtype(x, "x")
+        batch = x.shape[: x.dim() - len(self.grid.shape)]
+        flat = x.reshape(-1, *self.grid.shape)
+        c = self._analysis(flat)
+        for _ in range(self.iters):
+            c = c + self._analysis(flat - self.inverse(c))
+        return c.reshape(*batch, -1)
+
+
+class InverseSHT(_TransformBase):
+    """Inverse transform ``[..., L²]`` → ``[..., *grid.shape]``."""
+
+    def __init__(self, grid: S2Grid, dtype: torch.dtype = torch.float32,
+                 max_table_bytes: int = DEFAULT_MAX_TABLE_BYTES) -> None:
+        super().__init__(grid, False, dtype, max_table_bytes)
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        L = self.grid.L
+        if not isinstance(c, torch.Tensor) or c.dim() < 1 or c.shape[-1] != L * L:
+            shape = tuple(c.shape) if isinstance(c, torch.Tensor) else type(c).__name__
+            raise ValueError(f"coefficients must have shape [..., L*L] = [..., {L * L}] for L={L}, got {shape}")
+        if not c.is_floating_point():
+            raise TypeError(f"coefficients must be float32 or float64, got {c.dtype}")
+        self._check_dtype(c, "c")
+        batch = c.shape[:-1]
+        x = self.longitude.synthesis(self.legendre.synthesis(c.reshape(-1, L * L)))
+        return x.reshape(*batch, *self.grid.shape)
+
+
+_CACHE: "OrderedDict[tuple, nn.Module]" = OrderedDict()
+_CACHE_SIZE = 8
+
+
+def _cached(cls: type, grid: S2Grid, dtype: torch.dtype, device: torch.device) -> nn.Module:
+    key = (cls.__name__, grid.key, dtype, str(device))
+    module = _CACHE.get(key)
+    if module is None:
+        module = cls(grid, dtype=dtype).to(device)
+        _CACHE[key] = module
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    _CACHE.move_to_end(key)
+    return module
+
+
+def sht(x: torch.Tensor, grid: S2Grid) -> torch.Tensor:
+    """Real SH coefficients ``[..., L²]`` of samples ``x [..., *grid.shape]`` (tables cached per grid/dtype/device)."""
+    grid.check(x)
+    return _cached(SHT, grid, x.dtype, x.device)(x)
+
+
+def isht(c: torch.Tensor, grid: S2Grid) -> torch.Tensor:
+    """Samples ``[..., *grid.shape]`` of the band-limited function with real SH coefficients ``c [..., L²]``."""
+    if not isinstance(c, torch.Tensor) or not c.is_floating_point():
+        raise TypeError("coefficients must be a float32 or float64 tensor")
+    return _cached(InverseSHT, grid, c.dtype, c.device)(c)
