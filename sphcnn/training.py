@@ -19,6 +19,7 @@ Lightning; it never imports Hydra.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +41,32 @@ SchedulerFactory = Callable[[torch.optim.Optimizer], Any]
 SchedulerInterval = Literal["epoch", "step"]
 
 
+def describe_factory(factory: Callable | None) -> dict[str, Any] | str | None:
+    """A plain description of an optimizer/scheduler factory for the hyperparameters.
+
+    ``functools.partial(torch.optim.Adam, lr=0.1)`` → ``{"_target_": "torch.optim.adam.Adam", "lr": 0.1}``
+    (keyword values that are not plain numbers, strings or lists of them are
+    written as their ``repr``); any other callable → its qualified name.
+    """
+    if factory is None:
+        return None
+    if isinstance(factory, functools.partial):
+        func = factory.func
+        description: dict[str, Any] = {"_target_": f"{func.__module__}.{func.__qualname__}"}
+        for key, value in factory.keywords.items():
+            description[key] = value if _is_plain(value) else repr(value)
+        return description
+    return f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
+
+
+def _is_plain(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v) for v in value)
+    return False
+
+
 class ClassificationModule(pl.LightningModule):
     """Train a classifier ``net`` (inputs → logits ``[B, num_classes]``) with cross-entropy.
 
@@ -51,6 +78,9 @@ class ClassificationModule(pl.LightningModule):
             ``functools.partial(torch.optim.Adam, lr=1e-3)``. Default: Adam
             with learning rate 1e-3.
         scheduler: optional factory ``optimizer -> LR scheduler``.
+            The hyperparameters hold plain descriptions of both factories
+            (see :func:`describe_factory`), so checkpoints load with
+            ``torch.load(weights_only=True)``.
         num_classes: number of classes of the accuracy metrics.
         scheduler_interval: step the scheduler every ``"epoch"`` or every ``"step"``.
         scheduler_monitor: the logged metric a ``ReduceLROnPlateau``-style
@@ -72,8 +102,17 @@ class ClassificationModule(pl.LightningModule):
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
         check_option("scheduler_interval", scheduler_interval, SchedulerInterval)
-        # The network is an object, not a hyperparameter: keep it out of hparams.
-        self.save_hyperparameters(logger=False, ignore=["net"])
+        for name, factory in (("optimizer", optimizer), ("scheduler", scheduler)):
+            if factory is not None and not callable(factory):
+                raise TypeError(f"{name} must be a factory (callable) or None, got {type(factory).__name__}")
+        # The network is an object, not a hyperparameter: keep it out of hparams. The
+        # factories are kept as plain descriptions, so that checkpoints hold only
+        # primitive values and load with torch.load(weights_only=True).
+        self.save_hyperparameters(logger=False, ignore=["net", "optimizer", "scheduler"])
+        self.hparams["optimizer"] = describe_factory(optimizer)
+        self.hparams["scheduler"] = describe_factory(scheduler)
+        self.make_optimizer = optimizer
+        self.make_scheduler = scheduler
         self.net = net
         self.criterion = nn.CrossEntropyLoss()
         self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
@@ -130,14 +169,13 @@ class ClassificationModule(pl.LightningModule):
         self.log("test/acc", self.test_acc, on_step=False, on_epoch=True, prog_bar=True)
 
     def configure_optimizers(self) -> Any:
-        make_optimizer = self.hparams.optimizer
-        if make_optimizer is None:
+        if self.make_optimizer is None:
             optimizer = torch.optim.Adam(self.parameters(), lr=1e-3)
         else:
-            optimizer = make_optimizer(params=self.parameters())
-        if self.hparams.scheduler is None:
+            optimizer = self.make_optimizer(params=self.parameters())
+        if self.make_scheduler is None:
             return {"optimizer": optimizer}
-        scheduler = self.hparams.scheduler(optimizer=optimizer)
+        scheduler = self.make_scheduler(optimizer=optimizer)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {

@@ -34,7 +34,26 @@ def test_hyperparameters_exclude_the_network_but_keep_settings():
     module = ClassificationModule(tiny_net(), optimizer=functools.partial(torch.optim.SGD, lr=0.1), num_classes=3)
     assert "net" not in module.hparams
     assert module.hparams.num_classes == 3
-    assert module.hparams.optimizer.keywords == {"lr": 0.1}
+    assert module.hparams.optimizer == {"_target_": "torch.optim.sgd.SGD", "lr": 0.1}
+    assert module.hparams.scheduler is None
+
+
+def test_checkpoint_loads_with_weights_only(tmp_path):
+    module = ClassificationModule(
+        tiny_net(),
+        optimizer=functools.partial(torch.optim.SGD, lr=0.1, betas_like=(0.9, 0.99), weird=object()),
+        scheduler=functools.partial(torch.optim.lr_scheduler.StepLR, step_size=3),
+        num_classes=3,
+    )
+    trainer = quiet_trainer(max_epochs=1, limit_train_batches=1, limit_val_batches=1)
+    trainer.strategy.connect(module)
+    trainer.save_checkpoint(tmp_path / "model.ckpt")
+    checkpoint = torch.load(tmp_path / "model.ckpt", weights_only=True)
+    assert "net" not in checkpoint["hyper_parameters"]
+    assert checkpoint["hyper_parameters"]["optimizer"]["betas_like"] == (0.9, 0.99)
+    assert checkpoint["hyper_parameters"]["optimizer"]["weird"].startswith("<object")
+    assert checkpoint["hyper_parameters"]["scheduler"]["step_size"] == 3
+    assert set(checkpoint["state_dict"]) == {"net.1.weight", "net.1.bias"}
 
 
 def test_optimizer_and_scheduler_come_from_the_factories():
@@ -68,6 +87,7 @@ def test_default_optimizer_is_adam_without_scheduler():
         (dict(net="not a module"), TypeError),
         (dict(num_classes=1), ValueError),
         (dict(scheduler_interval="epochs"), ValueError),
+        (dict(optimizer="adam"), TypeError),
     ],
 )
 def test_bad_arguments_are_errors(kwargs, error):

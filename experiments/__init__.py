@@ -1,0 +1,1 @@
+"""Entry points: train.py, eval.py, compare.py (Hydra CLIs around pure functions)."""
