@@ -44,9 +44,8 @@ class _RingPlan:
     theta_north: np.ndarray
     weight_north: np.ndarray  # quadrature weight per point of each northern ring
     m_blocks: tuple[tuple[int, int], ...]
-    gather: np.ndarray  # coefficient ℓ²+ℓ+m → position in the flat block buffer
-    scatter: np.ndarray  # buffer position → coefficient index (L² means "zero")
-    buffer_size: int
+    gather: np.ndarray  # coefficient ℓ²+ℓ+m → row of the (part, m, d) stack of block outputs
+    scatter: np.ndarray  # row of that stack → coefficient index (L² means "zero")
 
     @staticmethod
     def build(grid: S2Grid) -> "_RingPlan":
@@ -71,26 +70,30 @@ class _RingPlan:
 
         block = max(1, L // 16)
         m_blocks = tuple((m0, min(m0 + block, L)) for m0 in range(0, L, block))
-        gather = np.zeros(L * L, dtype=np.int64)
-        scatter = []
+        # Rows of the block outputs, in order: per block, even then odd parity, (m, d) row-major.
+        row_of = {}
         pos = 0
         for m0, m1 in m_blocks:
             for parity in (0, 1):
                 for m in range(m0, m1):
                     for d in range(parity, L - m0, 2):
-                        ell = m + d
-                        for part in (0, 1):  # 0: cos (m ≥ 0), 1: sin (m < 0)
-                            if ell < L and (part == 0 or m > 0):
-                                idx = ell * ell + ell + (m if part == 0 else -m)
-                                gather[idx] = pos
-                                scatter.append(idx)
-                            else:
-                                scatter.append(L * L)
-                            pos += 1
+                        if m + d < L:
+                            row_of[(m, m + d)] = pos
+                        pos += 1
+        n_rows = pos
+        gather = np.zeros(L * L, dtype=np.int64)  # coefficient → row in the (part, row) stack
+        scatter = np.full(2 * n_rows, L * L, dtype=np.int64)  # (part, row) → coefficient, L² = zero
+        for (m, ell), row in row_of.items():
+            gather[ell * ell + ell + m] = row
+            scatter[row] = ell * ell + ell + m
+            if m > 0:
+                gather[ell * ell + ell - m] = n_rows + row
+                scatter[n_rows + row] = ell * ell + ell - m
+        pos = n_rows
         return _RingPlan(
             L=L, north=north, south=south, ring_order=ring_order, theta_north=theta[north],
             weight_north=weights[north], m_blocks=m_blocks, gather=gather,
-            scatter=np.asarray(scatter, dtype=np.int64), buffer_size=pos,
+            scatter=scatter,
         )
 
     def table_bytes(self, itemsize: int) -> int:
@@ -125,10 +128,10 @@ class _Longitude:
             self.pixel_inverse = torch.from_numpy(np.argsort(pix_cat))
 
     def analysis(self, x: torch.Tensor) -> torch.Tensor:
-        """Σ_k f(θ_r, φ_k) e^{−imφ_k} per ring r, complex ``[..., rings, L]``."""
+        """Σ_k f(θ_r, φ_k) e^{−imφ_k} per ring r of ``x [B, *grid]``, complex ``[L, rings, B]``."""
         L = self.L
         if self.grid.kind != "healpix":
-            return torch.fft.rfft(x, dim=-1)[..., :L]
+            return torch.fft.rfft(x, dim=-1)[..., :L].permute(2, 1, 0)
         m = np.arange(L)
         out = []
         for n, _, pixels, phi0 in self.groups:
@@ -136,11 +139,12 @@ class _Longitude:
             spec = torch.fft.fft(ring, dim=-1)[..., torch.from_numpy(m % n).to(x.device)]
             phase = torch.from_numpy(np.exp(-1j * np.outer(phi0, m))).to(device=x.device, dtype=spec.dtype)
             out.append(spec * phase)
-        return torch.cat(out, dim=-2)[..., self.ring_inverse.to(x.device), :]
+        return torch.cat(out, dim=-2)[..., self.ring_inverse.to(x.device), :].permute(2, 1, 0)
 
     def synthesis(self, w: torch.Tensor) -> torch.Tensor:
-        """f(θ_r, φ_k) = Re Σ_m W_rm e^{imφ_k}, from complex ``w [..., rings, L]``."""
+        """f(θ_r, φ_k) = Re Σ_m W_rm e^{imφ_k} ``[B, *grid]``, from complex ``w [L, rings, B]``."""
         L = self.L
+        w = w.permute(2, 1, 0)
         if self.grid.kind != "healpix":
             n_phi = self.grid.shape[1]
             kappa = torch.full((L,), n_phi / 2, dtype=w.real.dtype, device=w.device)
@@ -173,8 +177,9 @@ class _LegendreStage(nn.Module):
         self.register_buffer("ring_order", torch.from_numpy(p.ring_order), persistent=False)
         self.register_buffer("gather", torch.from_numpy(p.gather), persistent=False)
         self.register_buffer("scatter", torch.from_numpy(p.scatter), persistent=False)
-        self.n_paired = int((p.south >= 0).sum())
-        self.paired_slot = torch.from_numpy(np.flatnonzero(p.south >= 0))
+        self.register_buffer("paired_slot", torch.from_numpy(np.flatnonzero(p.south >= 0)), persistent=False)
+        sign = np.where(np.concatenate([np.arange(-ell, ell + 1) for ell in range(grid.L)]) < 0, -1.0, 1.0)
+        self.register_buffer("sign", torch.from_numpy(sign).to(dtype), persistent=False)
         self._build_tables(dtype, torch.device("cpu"))
 
     def _build_tables(self, dtype: torch.dtype, device: torch.device) -> None:
@@ -204,43 +209,39 @@ class _LegendreStage(nn.Module):
                      for t in self.plan.block_tables(m0, m1, self.is_forward))
 
     def analysis(self, X: torch.Tensor) -> torch.Tensor:
-        """Complex ``X [B, rings, L]`` (Σ f e^{−imφ} per ring) → real coefficients ``[B, L²]``."""
-        B = X.shape[0]
-        X = torch.cat((X, X.new_zeros(B, 1, X.shape[-1])), dim=1)
+        """``X [L, rings, B]`` (Σ_k f e^{−imφ_k} per ring) → real coefficients ``[B, L²]``."""
+        B = X.shape[-1]
+        X = torch.cat((X, X.new_zeros(X.shape[0], 1, B)), dim=1)
         north, south = X[:, self.north], X[:, self.south_index]
-        # conj: Re gives Σ f cos mφ (c_ℓm), Im gives Σ f sin mφ (c_ℓ,−m).
-        parts = []
-        for sym in (north + south, north - south):
-            r = torch.view_as_real(sym.conj().resolve_conj())  # [B, n_north, L, 2]
-            parts.append(r.permute(2, 1, 0, 3).reshape(r.shape[2], r.shape[1], B * 2))
-        even_in, odd_in = parts
+        # Real part pairs with cos mφ (c_ℓm), imaginary part with −sin mφ (sign fixed at the end).
+        even_in, odd_in = (torch.view_as_real(s).reshape(s.shape[0], s.shape[1], 2 * B)
+                           for s in (north + south, north - south))
         out = []
         for i, (m0, m1) in enumerate(self.plan.m_blocks):
             t_even, t_odd = self._tables(i, m0, m1)
-            for table, rhs in ((t_even, even_in), (t_odd, odd_in)):
-                res = torch.bmm(table, rhs[m0:m1])  # [mb, n_d, B*2]
-                out.append(res.unflatten(-1, (B, 2)).permute(2, 0, 1, 3).reshape(B, -1))
-        return torch.cat(out, dim=1)[:, self.gather]
+            out.append(torch.bmm(t_even, even_in[m0:m1]).reshape(-1, B, 2))
+            out.append(torch.bmm(t_odd, odd_in[m0:m1]).reshape(-1, B, 2))
+        rows = torch.cat(out).permute(2, 0, 1).reshape(-1, B)  # [(part, m, d), B]
+        return (rows[self.gather] * self.sign.unsqueeze(-1)).T
 
     def synthesis(self, c: torch.Tensor) -> torch.Tensor:
-        """Real coefficients ``c [B, L²]`` → complex W ``[B, rings, L]`` with f = Re Σ_m W_m e^{imφ}."""
+        """Real coefficients ``c [B, L²]`` → complex W ``[L, rings, B]`` with f = Re Σ_m W_m e^{imφ}."""
         B = c.shape[0]
-        buf = torch.cat((c, c.new_zeros(B, 1)), dim=1)[:, self.scatter]
+        ct = torch.cat((c * self.sign, c.new_zeros(B, 1)), dim=1).T
+        rows = ct[self.scatter].reshape(2, -1, B).permute(1, 2, 0)  # [(m, d), B, 2]
         even_out, odd_out = [], []
         pos = 0
         for i, (m0, m1) in enumerate(self.plan.m_blocks):
             t_even, t_odd = self._tables(i, m0, m1)
             for table, dest in ((t_even, even_out), (t_odd, odd_out)):
                 mb, n_d, _ = table.shape
-                size = mb * n_d * 2
-                rhs = buf[:, pos: pos + size].reshape(B, mb, n_d, 2).permute(1, 2, 0, 3).reshape(mb, n_d, B * 2)
-                pos += size
-                dest.append(torch.bmm(table.transpose(1, 2), rhs))  # [mb, n_north, B*2]
+                rhs = rows[pos: pos + mb * n_d].reshape(mb, n_d, 2 * B)
+                pos += mb * n_d
+                dest.append(torch.bmm(table.transpose(1, 2), rhs))  # [mb, n_north, 2B]
         even, odd = torch.cat(even_out), torch.cat(odd_out)
-        north, south = even + odd, (even - odd)[:, self.paired_slot.to(c.device)]
-        rings = torch.cat((north, south), dim=1)[:, self.ring_order]  # [L, rings, B*2]
-        w = torch.view_as_complex(rings.unflatten(-1, (B, 2)).permute(2, 1, 0, 3).contiguous())
-        return w.conj()
+        north, south = even + odd, (even - odd)[:, self.paired_slot]
+        rings = torch.cat((north, south), dim=1)[:, self.ring_order]  # [L, rings, 2B]
+        return torch.view_as_complex(rings.reshape(rings.shape[0], rings.shape[1], B, 2))
 
 
 class _TransformBase(nn.Module):

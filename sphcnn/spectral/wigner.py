@@ -18,11 +18,14 @@ recursion to become unstable at high ℓ. Tested to 1e-12 up to L = 256.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 import torch
 
+from ._options import check_option
 from .legendre import legendre_block
 from .rotation import _check_matrix, matrix_to_euler
 
@@ -213,3 +216,39 @@ def rotate_sh(c: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
         block = _z_rotation_apply(block @ K.T, ell, beta) @ K
         parts.append(_z_rotation_apply(block, ell, alpha))
     return torch.cat(parts, dim=-1)
+
+
+# ------------------------------------------------------------ e3nn
+
+E3nnNormalization = Literal["integral", "component", "norm"]
+
+# e3nn's harmonics take y as the polar axis: Y_e3nn(v) = Y(P v) with P v = (v_z, v_x, v_y).
+_E3NN_AXES = ((0.0, 0.0, 1.0), (1.0, 0.0, 0.0), (0.0, 1.0, 0.0))
+
+
+def _e3nn_scale(L: int, normalization: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    check_option("normalization", normalization, E3nnNormalization)
+    ell = degree_index(L).to(device=device, dtype=dtype)
+    if normalization == "integral":
+        return torch.ones_like(ell)
+    if normalization == "component":
+        return torch.full_like(ell, math.sqrt(4 * math.pi))
+    return torch.sqrt(4 * math.pi / (2 * ell + 1))
+
+
+def sh_to_e3nn(c: torch.Tensor, normalization: E3nnNormalization = "component") -> torch.Tensor:
+    """Coefficients in e3nn's basis (``e3nn.o3.spherical_harmonics(..., normalization=…)``).
+
+    Returns ``c_e`` with f(x) = Σ c_e · Y_e3nn(x) for the same function f = Σ c · Y.
+    e3nn's default normalization is "component" (|Y^ℓ|² = 2ℓ+1).
+    """
+    L = _check_coeffs(c)
+    P = torch.tensor(_E3NN_AXES, dtype=c.dtype, device=c.device)
+    return rotate_sh(c, P) / _e3nn_scale(L, normalization, c.dtype, c.device)
+
+
+def e3nn_to_sh(c_e: torch.Tensor, normalization: E3nnNormalization = "component") -> torch.Tensor:
+    """Inverse of :func:`sh_to_e3nn`."""
+    L = _check_coeffs(c_e, "c_e")
+    P = torch.tensor(_E3NN_AXES, dtype=c_e.dtype, device=c_e.device)
+    return rotate_sh(c_e * _e3nn_scale(L, normalization, c_e.dtype, c_e.device), P.T)

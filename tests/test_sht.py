@@ -1,0 +1,173 @@
+"""Mathematical properties of the S² transforms: exactness, known functions, Parseval, gradients, errors."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sphcnn.spectral import SHT, InverseSHT, S2Grid, isht, real_sph_harm, real_to_complex_coeffs, sht
+from sphcnn.spectral.testing import evaluate_sh, random_coefficients, relative_error
+
+
+@pytest.mark.parametrize("kind", ["dh", "gl"])
+@pytest.mark.parametrize("L", [1, 2, 7, 16, 31])
+def test_analysis_and_synthesis_match_direct_evaluation(kind, L, gen):
+    grid = S2Grid(L, kind)
+    c = random_coefficients(L, 3, generator=gen)
+    f = evaluate_sh(c, grid.points())
+    assert relative_error(isht(c, grid), f) < 1e-12
+    assert relative_error(sht(f, grid), c) < 1e-12
+
+
+@pytest.mark.parametrize("kind", ["dh", "gl"])
+@pytest.mark.parametrize("L", [128, 256])
+def test_exact_at_high_bandlimit(kind, L, gen):
+    """Roundtrip at L = 256, plus direct evaluation of the series at a sample of grid points."""
+    grid = S2Grid(L, kind)
+    c = random_coefficients(L, generator=gen)
+    f = isht(c, grid)
+    assert relative_error(sht(f, grid), c) < 1e-12
+    flat = torch.randperm(f.numel(), generator=gen)[:100]
+    pts = grid.points().reshape(-1, 3)[flat]
+    assert relative_error(f.reshape(-1)[flat], evaluate_sh(c, pts)) < 1e-12
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["gl", "dh"])
+def test_roundtrip_at_L1024(kind, gen):
+    grid = S2Grid(1024, kind)
+    c = random_coefficients(1024, generator=gen)
+    assert relative_error(sht(isht(c, grid), grid), c) < 1e-11
+
+
+def test_convention_against_scipy():
+    """Y_ℓm = √2 (−1)^m Re Y_ℓ^m (m>0), Y_ℓ^0, √2 (−1)^m Im Y_ℓ^|m| (m<0), scipy's sph_harm_y."""
+    from scipy.special import sph_harm_y
+
+    rng = np.random.default_rng(0)
+    theta, phi = rng.uniform(0, np.pi, 64), rng.uniform(0, 2 * np.pi, 64)
+    L = 9
+    Y = real_sph_harm(L, torch.tensor(theta), torch.tensor(phi)).numpy()
+    for ell in range(L):
+        for m in range(-ell, ell + 1):
+            Yc = sph_harm_y(ell, abs(m), theta, phi)
+            ref = Yc.real if m == 0 else np.sqrt(2) * (-1) ** m * (Yc.real if m > 0 else Yc.imag)
+            np.testing.assert_allclose(Y[:, ell * ell + ell + m], ref, atol=1e-13)
+
+
+def test_degree_one_harmonics_are_y_z_x():
+    x = torch.randn(50, 3, dtype=torch.float64)
+    x = x / x.norm(dim=-1, keepdim=True)
+    theta, phi = torch.arccos(x[:, 2]), torch.atan2(x[:, 1], x[:, 0])
+    Y = real_sph_harm(2, theta, phi)
+    k = math.sqrt(3 / (4 * math.pi))
+    assert torch.allclose(Y[:, 1:4], k * x[:, [1, 2, 0]], atol=1e-14)
+
+
+@pytest.mark.parametrize("kind", ["dh", "gl"])
+def test_known_functions(kind):
+    L = 6
+    grid = S2Grid(L, kind)
+    c_one = sht(torch.ones(grid.shape, dtype=torch.float64), grid)
+    expected = torch.zeros(L * L, dtype=torch.float64)
+    expected[0] = math.sqrt(4 * math.pi)
+    assert torch.allclose(c_one, expected, atol=1e-13)
+    c_cos = sht(torch.cos(grid.theta), grid)
+    expected = torch.zeros(L * L, dtype=torch.float64)
+    expected[2] = math.sqrt(4 * math.pi / 3)  # cos θ = √(4π/3) Y_1,0
+    assert torch.allclose(c_cos, expected, atol=1e-13)
+
+
+@pytest.mark.parametrize("kind", ["dh", "gl"])
+def test_parseval_and_orthogonality(kind, gen):
+    L = 12
+    grid = S2Grid(L, kind)
+    c = random_coefficients(L, 4, generator=gen)
+    f = isht(c, grid)
+    energy = (grid.weights * f**2).sum(dim=(-1, -2))
+    assert torch.allclose(energy, (c**2).sum(-1), rtol=1e-12)
+    Y = real_sph_harm(L, grid.theta, grid.phi).reshape(-1, L * L)
+    gram = Y.T @ (grid.weights.reshape(-1, 1) * Y)
+    assert torch.allclose(gram, torch.eye(L * L, dtype=torch.float64), atol=1e-12)
+
+
+def test_leading_dims_and_float32(gen):
+    grid = S2Grid(8, "gl")
+    c = random_coefficients(8, 2, 3, generator=gen)
+    x = isht(c, grid)
+    assert x.shape == (2, 3, *grid.shape)
+    x32 = x.float()
+    c32 = sht(x32, grid)
+    assert c32.dtype == torch.float32 and c32.shape == (2, 3, 64)
+    assert relative_error(c32.double(), c) < 1e-5
+
+
+def test_module_buffers_follow_dtype_and_stay_out_of_state_dict(gen):
+    grid = S2Grid(10, "dh")
+    m = SHT(grid, dtype=torch.float32)
+    assert m.state_dict() == {} or all("even" not in k for k in m.state_dict())
+    m = m.double()  # tables rebuilt in float64, not cast up from float32
+    c = random_coefficients(10, generator=gen)
+    assert relative_error(m(isht(c, grid)), c) < 1e-13
+    with pytest.raises(TypeError, match="tables are torch.float64"):
+        m(torch.zeros(grid.shape))
+
+
+def test_on_the_fly_tables_agree_with_stored(gen):
+    grid = S2Grid(20, "gl")
+    x = isht(random_coefficients(20, 2, generator=gen), grid)
+    stored = SHT(grid, torch.float64)
+    streamed = SHT(grid, torch.float64, max_table_bytes=0)
+    assert not streamed.legendre.stored
+    assert torch.allclose(stored(x), streamed(x), atol=1e-14)
+    inv = InverseSHT(grid, torch.float64, max_table_bytes=0)
+    assert torch.allclose(inv(stored(x)), x, atol=1e-12)
+
+
+def test_gradcheck():
+    grid = S2Grid(4, "gl")
+    fwd, inv = SHT(grid, torch.float64), InverseSHT(grid, torch.float64)
+    x = torch.randn(2, *grid.shape, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(2, 16, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(fwd, (x,))
+    assert torch.autograd.gradcheck(inv, (c,))
+    hp = S2Grid(4, "healpix", nside=2)
+    xh = torch.randn(hp.shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(SHT(hp, torch.float64, iters=1), (xh,))
+
+
+def test_bad_inputs():
+    grid = S2Grid(4, "dh")
+    with pytest.raises(ValueError, match=r"trailing grid shape \(8, 8\)"):
+        sht(torch.zeros(3, 8, 9), grid)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        sht(torch.zeros(8, 8, dtype=torch.int32), grid)
+    with pytest.raises(ValueError, match=r"\[\.\.\., 16\] for L=4"):
+        isht(torch.zeros(3, 25), grid)
+    with pytest.raises(TypeError, match="S2Grid"):
+        SHT("dh")
+
+
+@pytest.mark.parametrize("nside,L", [(8, 17), (16, 33)])
+def test_healpix_matches_healpy(nside, L, gen):
+    import healpy as hp
+
+    grid = S2Grid(L, "healpix", nside=nside)
+    c = random_coefficients(L, generator=gen)
+    a = real_to_complex_coeffs(c).numpy()
+    alm = np.zeros(hp.Alm.getsize(L - 1), dtype=np.complex128)
+    for ell in range(L):
+        for m in range(ell + 1):
+            alm[hp.Alm.getidx(L - 1, ell, m)] = a[ell * ell + ell + m]
+    f_hp = hp.alm2map(alm, nside, lmax=L - 1)
+    f = isht(c, grid)
+    assert relative_error(f, torch.from_numpy(f_hp)) < 1e-12
+    # analysis with the same number of refinement steps as healpy's iter
+    ours = real_to_complex_coeffs(SHT(grid, torch.float64, iters=3)(torch.from_numpy(f_hp))).numpy()
+    ref = hp.map2alm(f_hp, lmax=L - 1, iter=3, use_pixel_weights=False)
+    ours_m = np.array([ours[ell * ell + ell + m] for ell in range(L) for m in range(ell + 1)])
+    ref_m = np.array([ref[hp.Alm.getidx(L - 1, ell, m)] for ell in range(L) for m in range(ell + 1)])
+    assert np.abs(ours_m - ref_m).max() / np.abs(ref_m).max() < 1e-6
+    # and the refinement converges toward the true coefficients
+    assert relative_error(sht(f, grid), c) < 1e-3
