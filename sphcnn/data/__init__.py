@@ -18,7 +18,7 @@ from .generation import (
 )
 from .idx import IDXFormatError, read_idx, write_idx
 from .projection import DEFAULT_EXTENT, bilinear_sample, coverage_angles, plane_coordinates, project_images, project_to_grid
-from .sources import ArrayDigits, DigitSource, DigitSplit, EmbeddedMNIST, IDXDigits, resolve_source
+from .sources import ArrayDigits, DigitSource, DigitSplit, EmbeddedMNIST, IDXDigits, gaussian_blob_digits, resolve_source
 from .storage import (
     DatasetFileError,
     MetadataMismatchError,
@@ -51,6 +51,7 @@ __all__ = [
     "draw_rotations",
     "ensure_dataset_file",
     "expected_settings",
+    "gaussian_blob_digits",
     "generate_spherical_digits",
     "load_dataset",
     "make_grid",
