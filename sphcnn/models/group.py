@@ -104,6 +104,7 @@ class GroupCNN(Blueprint):
         pool_sizes: Sequence[int] = (2, 2, 3),
         norm: bool = True,
         residual: bool = False,
+        space_reduction: Reduction = "mean",
     ) -> None:
         check_option("group", group, PlaneGroup)
         total_pool = int(np.prod(pool_sizes))
@@ -112,7 +113,8 @@ class GroupCNN(Blueprint):
         self.image_size = image_size
         h = make_group(group)
         blocks = group_blocks(h, in_channels, channels, kernel_sizes, pool_sizes, norm=norm, residual=residual)
-        super().__init__(blocks, group_readout("max", "mean"), nn.Linear(channels[-1], num_classes))
+        readout = group_readout("max", space_reduction)
+        super().__init__(blocks, readout, nn.Linear(channels[-1], num_classes))
 
 
 class RCEquivariantCNN1d(Blueprint):
@@ -206,9 +208,10 @@ def cnn1d_matching_parameters(
 class OhCNN3d(Blueprint):
     """Cube-symmetric 3-D CNN for volumes ``[B, C, N, N, N]``, O (24 rotations) or Oh (48, with reflections).
 
-    Default: lifting 3³ → pool 2 → group 3³, batch norm shared over H, max
-    over H, mean over space. The logits are exactly invariant to the 24 / 48
-    symmetries of the cube grid about its centre.
+    Default: lifting 5³ → group 1³ (mixing the |H| orientations), batch norm
+    shared over H, max over H and over space (a shape detector). The logits
+    are exactly invariant to the 24 / 48 symmetries of the cube grid about
+    its centre.
     """
 
     def __init__(
@@ -216,11 +219,13 @@ class OhCNN3d(Blueprint):
         group: CubeGroup = "Oh",
         in_channels: int = 1,
         num_classes: int = 2,
-        channels: Sequence[int] = (4, 4),
-        kernel_sizes: Sequence[int] = (3, 3),
-        pool_sizes: Sequence[int] = (2, 1),
+        channels: Sequence[int] = (6, 6),
+        kernel_sizes: Sequence[int] = (5, 1),
+        pool_sizes: Sequence[int] = (1, 1),
         norm: bool = True,
+        space_reduction: Reduction = "max",
     ) -> None:
         check_option("group", group, CubeGroup)
         blocks = group_blocks(make_group(group), in_channels, channels, kernel_sizes, pool_sizes, norm=norm)
-        super().__init__(blocks, group_readout("max", "mean"), nn.Linear(channels[-1], num_classes))
+        readout = group_readout("max", space_reduction)
+        super().__init__(blocks, readout, nn.Linear(channels[-1], num_classes))
