@@ -3,7 +3,7 @@
 Pure math: imports nothing from ``sphcnn.nn``, ``models``, ``data`` or ``training``.
 """
 
-from .grids import S2Grid
+from .grids import S2Grid, SO3Grid
 from .rotation import (
     angles_to_points,
     euler_to_matrix,
@@ -18,6 +18,7 @@ from .rotation import (
 
 __all__ = [
     "S2Grid",
+    "SO3Grid",
     "angles_to_points",
     "euler_to_matrix",
     "matrix_to_euler",
@@ -59,3 +60,15 @@ __all__ += [
     "wigner_D",
     "wigner_D_block",
 ]
+
+from .so3 import (  # noqa: E402
+    InverseSO3FFT,
+    SO3FFT,
+    num_so3_coeffs,
+    s2_correlation,
+    so3_correlation,
+    so3_fft,
+    so3_ifft,
+)
+
+__all__ += ["SO3FFT", "InverseSO3FFT", "num_so3_coeffs", "s2_correlation", "so3_correlation", "so3_fft", "so3_ifft"]

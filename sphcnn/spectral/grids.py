@@ -180,3 +180,93 @@ def _grid_arrays(L: int, kind: str, nside: int | None) -> tuple[np.ndarray, np.n
     theta, phi = np.meshgrid(theta1, phi1, indexing="ij")
     weights = np.repeat((w_theta * (2 * math.pi / n_phi))[:, None], n_phi, axis=1)
     return theta.copy(), phi.copy(), weights
+
+
+SO3GridKind = Literal["soft", "gl"]
+
+
+def soft_colatitude_weights(L: int) -> np.ndarray:
+    """Weights for β_j = π(2j+1)/(4L), j < 2L, integrating ∫₀^π g(β) sin β dβ (Kostelec–Rockmore)."""
+    n = 2 * L
+    beta = np.pi * (2 * np.arange(n) + 1) / (2 * n)
+    k = np.arange(L)
+    s = np.sin(np.outer(beta, 2 * k + 1)) / (2 * k + 1)
+    return (4.0 / n) * np.sin(beta) * s.sum(axis=1)
+
+
+@dataclass(frozen=True, eq=False)
+class SO3Grid:
+    """A sampling grid of SO(3) for bandlimit ``L``, axes ordered (β, α, γ) (as s2cnn).
+
+    Points are R = R_z(α) R_y(β) R_z(γ). ``weights`` integrate against the
+    normalized Haar measure (Σ w = 1): Σ w f ≈ ∫ f dR, exact on both kinds for
+    products of two band-L functions.
+
+    * ``"soft"``: 2L × 2L × 2L, β_j = π(2j+1)/(4L), α_k = γ_k = πk/L.
+    * ``"gl"``: L × (2L−1) × (2L−1), cos β_j Gauss–Legendre nodes, α_k = γ_k = 2πk/(2L−1).
+    """
+
+    L: int
+    kind: SO3GridKind = "soft"
+    alpha: torch.Tensor = field(init=False, repr=False)
+    beta: torch.Tensor = field(init=False, repr=False)
+    gamma: torch.Tensor = field(init=False, repr=False)
+    weights: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        check_bandlimit(self.L)
+        check_option("SO(3) grid kind", self.kind, SO3GridKind)
+        beta1, w_beta, n_ag = _so3_axes(self.L, self.kind)
+        ag = 2 * np.pi * np.arange(n_ag) / n_ag
+        beta, alpha, gamma = np.meshgrid(beta1, ag, ag, indexing="ij")
+        weights = np.broadcast_to((w_beta / (2 * n_ag * n_ag))[:, None, None], beta.shape)
+        for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma), ("weights", weights)):
+            object.__setattr__(self, name, torch.from_numpy(np.array(value)))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.beta.shape)
+
+    @property
+    def beta_nodes(self) -> np.ndarray:
+        return self.beta[:, 0, 0].numpy()
+
+    @property
+    def beta_weights(self) -> np.ndarray:
+        """Weights in β alone, Σ = 2 (= ∫₀^π sin β dβ)."""
+        return _so3_axes(self.L, self.kind)[1]
+
+    @property
+    def key(self) -> tuple:
+        return (self.L, self.kind)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SO3Grid) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def matrices(self) -> torch.Tensor:
+        """Rotation matrices of the grid points, float64 ``[*shape, 3, 3]``."""
+        from .rotation import euler_to_matrix
+
+        return euler_to_matrix(self.alpha, self.beta, self.gamma)
+
+    def check(self, x: torch.Tensor, name: str = "x") -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        if x.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"{name} must be float32 or float64, got {x.dtype}")
+        if x.dim() < 3 or tuple(x.shape[-3:]) != self.shape:
+            raise ValueError(
+                f"{name} must have trailing SO(3) grid shape {self.shape} ({self.kind}, L={self.L}), got {tuple(x.shape)}"
+            )
+
+
+@lru_cache(maxsize=None)
+def _so3_axes(L: int, kind: str) -> tuple[np.ndarray, np.ndarray, int]:
+    if kind == "soft":
+        n = 2 * L
+        return np.pi * (2 * np.arange(n) + 1) / (2 * n), soft_colatitude_weights(L), n
+    beta, w = gauss_legendre_colatitudes(L)
+    return beta, w, 2 * L - 1

@@ -20,13 +20,13 @@ table is not stored: each block is recomputed on the fly (memory O(L²·rings/bl
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from ._cache import cached_module
 from .grids import S2Grid
 from .legendre import legendre_block
 
@@ -48,8 +48,7 @@ class _RingPlan:
     scatter: np.ndarray  # row of that stack → coefficient index (L² means "zero")
 
     @staticmethod
-    def build(grid: S2Grid) -> "_RingPlan":
-        L = grid.L
+    def build(grid: S2Grid, L: int) -> "_RingPlan":
         theta = np.asarray(grid.ring_theta, dtype=np.float64)
         if grid.kind == "healpix":
             weights = np.full(theta.size, 4 * math.pi / grid.shape[0])
@@ -112,9 +111,9 @@ class _RingPlan:
 class _Longitude:
     """Fourier stage along rings: grid ↔ X[..., ring, m] for m = 0 … L−1."""
 
-    def __init__(self, grid: S2Grid) -> None:
+    def __init__(self, grid: S2Grid, L: int) -> None:
         self.grid = grid
-        self.L = grid.L
+        self.L = L
         if grid.kind == "healpix":
             rings = grid.rings()
             self.groups = []
@@ -164,9 +163,9 @@ class _Longitude:
 class _LegendreStage(nn.Module):
     """Contraction over rings with the parity-split Legendre table, one matmul per m-block."""
 
-    def __init__(self, grid: S2Grid, forward: bool, dtype: torch.dtype, max_table_bytes: int) -> None:
+    def __init__(self, grid: S2Grid, L: int, forward: bool, dtype: torch.dtype, max_table_bytes: int) -> None:
         super().__init__()
-        self.plan = _RingPlan.build(grid)
+        self.plan = _RingPlan.build(grid, L)
         self.is_forward = forward
         itemsize = torch.finfo(dtype).bits // 8
         self.stored = self.plan.table_bytes(itemsize) <= max_table_bytes
@@ -178,7 +177,7 @@ class _LegendreStage(nn.Module):
         self.register_buffer("gather", torch.from_numpy(p.gather), persistent=False)
         self.register_buffer("scatter", torch.from_numpy(p.scatter), persistent=False)
         self.register_buffer("paired_slot", torch.from_numpy(np.flatnonzero(p.south >= 0)), persistent=False)
-        sign = np.where(np.concatenate([np.arange(-ell, ell + 1) for ell in range(grid.L)]) < 0, -1.0, 1.0)
+        sign = np.where(np.concatenate([np.arange(-ell, ell + 1) for ell in range(L)]) < 0, -1.0, 1.0)
         self.register_buffer("sign", torch.from_numpy(sign).to(dtype), persistent=False)
         self._build_tables(dtype, torch.device("cpu"))
 
@@ -245,15 +244,19 @@ class _LegendreStage(nn.Module):
 
 
 class _TransformBase(nn.Module):
-    def __init__(self, grid: S2Grid, forward: bool, dtype: torch.dtype, max_table_bytes: int) -> None:
+    def __init__(self, grid: S2Grid, L: int | None, forward: bool, dtype: torch.dtype,
+                 max_table_bytes: int) -> None:
         super().__init__()
         if not isinstance(grid, S2Grid):
             raise TypeError(f"grid must be an S2Grid, got {type(grid).__name__}")
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-        self.grid = grid
-        self.longitude = _Longitude(grid)
-        self.legendre = _LegendreStage(grid, forward, dtype, max_table_bytes)
+        L = grid.L if L is None else L
+        if isinstance(L, bool) or not isinstance(L, int) or not 1 <= L <= grid.L:
+            raise ValueError(f"coefficient bandlimit L must be an integer in [1, grid.L={grid.L}], got {L!r}")
+        self.grid, self.L = grid, L
+        self.longitude = _Longitude(grid, L)
+        self.legendre = _LegendreStage(grid, L, forward, dtype, max_table_bytes)
 
     def _check_dtype(self, x: torch.Tensor, name: str) -> None:
         if x.dtype != self.legendre.table_dtype:
@@ -263,7 +266,7 @@ class _TransformBase(nn.Module):
             )
 
     def extra_repr(self) -> str:
-        return f"L={self.grid.L}, kind={self.grid.kind!r}, dtype={self.legendre.table_dtype}"
+        return f"L={self.L}, grid=S2Grid(L={self.grid.L}, kind={self.grid.kind!r}), dtype={self.legendre.table_dtype}"
 
 
 class SHT(_TransformBase):
@@ -271,18 +274,20 @@ class SHT(_TransformBase):
 
     Args:
         grid: the sampling grid.
+        L: output bandlimit, ≤ grid.L (default grid.L); a lower L keeps degrees < L
+            (exact projection for input band-limited to grid.L).
         dtype: table dtype (float32 or float64); ``.to(dtype)`` rebuilds it in float64 first.
         iters: HEALPix only: Jacobi refinement steps c ← c + A(f − S c) (healpy's ``iter``).
         max_table_bytes: store the Legendre table below this size, else recompute per call.
     """
 
-    def __init__(self, grid: S2Grid, dtype: torch.dtype = torch.float32, iters: int = 3,
+    def __init__(self, grid: S2Grid, L: int | None = None, dtype: torch.dtype = torch.float32, iters: int = 3,
                  max_table_bytes: int = DEFAULT_MAX_TABLE_BYTES) -> None:
-        super().__init__(grid, True, dtype, max_table_bytes)
+        super().__init__(grid, L, True, dtype, max_table_bytes)
         if not isinstance(iters, int) or iters < 0:
             raise ValueError(f"iters must be a non-negative integer, got {iters!r}")
         self.iters = iters if grid.kind == "healpix" else 0
-        self.inverse = InverseSHT(grid, dtype, max_table_bytes) if self.iters else None
+        self.inverse = InverseSHT(grid, self.L, dtype, max_table_bytes) if self.iters else None
 
     def _analysis(self, x: torch.Tensor) -> torch.Tensor:
         return self.legendre.analysis(self.longitude.analysis(x))
@@ -299,14 +304,14 @@ class SHT(_TransformBase):
 
 
 class InverseSHT(_TransformBase):
-    """Inverse transform ``[..., L²]`` → ``[..., *grid.shape]``."""
+    """Inverse transform ``[..., L²]`` → ``[..., *grid.shape]``; ``L`` ≤ grid.L (default grid.L)."""
 
-    def __init__(self, grid: S2Grid, dtype: torch.dtype = torch.float32,
+    def __init__(self, grid: S2Grid, L: int | None = None, dtype: torch.dtype = torch.float32,
                  max_table_bytes: int = DEFAULT_MAX_TABLE_BYTES) -> None:
-        super().__init__(grid, False, dtype, max_table_bytes)
+        super().__init__(grid, L, False, dtype, max_table_bytes)
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
-        L = self.grid.L
+        L = self.L
         if not isinstance(c, torch.Tensor) or c.dim() < 1 or c.shape[-1] != L * L:
             shape = tuple(c.shape) if isinstance(c, torch.Tensor) else type(c).__name__
             raise ValueError(f"coefficients must have shape [..., L*L] = [..., {L * L}] for L={L}, got {shape}")
@@ -318,30 +323,25 @@ class InverseSHT(_TransformBase):
         return x.reshape(*batch, *self.grid.shape)
 
 
-_CACHE: "OrderedDict[tuple, nn.Module]" = OrderedDict()
-_CACHE_SIZE = 8
+def _coeff_bandlimit(c: torch.Tensor, grid: S2Grid) -> int:
+    L = int(round(c.shape[-1] ** 0.5)) if c.dim() else 0
+    if c.dim() == 0 or L * L != c.shape[-1] or not 1 <= L <= grid.L:
+        raise ValueError(f"coefficients must have shape [..., L*L] with L <= grid.L = {grid.L} "
+                         f"(e.g. [..., {grid.L * grid.L}]), got {tuple(c.shape)}")
+    return L
 
 
-def _cached(cls: type, grid: S2Grid, dtype: torch.dtype, device: torch.device) -> nn.Module:
-    key = (cls.__name__, grid.key, dtype, str(device))
-    module = _CACHE.get(key)
-    if module is None:
-        module = cls(grid, dtype=dtype).to(device)
-        _CACHE[key] = module
-        while len(_CACHE) > _CACHE_SIZE:
-            _CACHE.popitem(last=False)
-    _CACHE.move_to_end(key)
-    return module
+def sht(x: torch.Tensor, grid: S2Grid, L: int | None = None) -> torch.Tensor:
+    """Real SH coefficients ``[..., L²]`` (L ≤ grid.L, default grid.L) of samples ``x [..., *grid.shape]``.
 
-
-def sht(x: torch.Tensor, grid: S2Grid) -> torch.Tensor:
-    """Real SH coefficients ``[..., L²]`` of samples ``x [..., *grid.shape]`` (tables cached per grid/dtype/device)."""
+    Tables are cached in memory per (grid, L, dtype, device).
+    """
     grid.check(x)
-    return _cached(SHT, grid, x.dtype, x.device)(x)
+    return cached_module(SHT, grid, x.dtype, x.device, L=L)(x)
 
 
 def isht(c: torch.Tensor, grid: S2Grid) -> torch.Tensor:
-    """Samples ``[..., *grid.shape]`` of the band-limited function with real SH coefficients ``c [..., L²]``."""
+    """Samples ``[..., *grid.shape]`` of the band-limited function with real SH coefficients ``c [..., L²]``, L ≤ grid.L."""
     if not isinstance(c, torch.Tensor) or not c.is_floating_point():
         raise TypeError("coefficients must be a float32 or float64 tensor")
-    return _cached(InverseSHT, grid, c.dtype, c.device)(c)
+    return cached_module(InverseSHT, grid, c.dtype, c.device, L=_coeff_bandlimit(c, grid))(c)

@@ -55,3 +55,23 @@ def equivariance_error(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tens
                        transform_output: Callable[[torch.Tensor], torch.Tensor] = lambda y: y) -> float:
     """Relative error ‖fn(g·x) − g·fn(x)‖/‖g·fn(x)‖; ``transform_output`` is g on outputs (identity = invariance)."""
     return relative_error(fn(x_transformed), transform_output(fn(x)))
+
+
+def evaluate_so3(F: torch.Tensor, R: torch.Tensor) -> torch.Tensor:
+    """f(R) = Σ_ℓ (2ℓ+1) Σ_mn F^ℓ_mn D^ℓ_mn(R) at rotation matrices ``R [..., 3, 3]`` by direct summation.
+
+    Independent of the SO(3) FFT: uses only :func:`wigner_D_block`. Returns ``[*F.shape[:-1], *R.shape[:-2]]``.
+    """
+    from .rotation import matrix_to_euler
+    from .so3 import num_so3_coeffs, so3_bandlimit
+    from .wigner import wigner_D_block
+
+    L = so3_bandlimit(F.shape[-1])
+    alpha, beta, gamma = matrix_to_euler(R.to(torch.float64))
+    out = 0
+    for ell in range(L):
+        n = 2 * ell + 1
+        D = wigner_D_block(ell, alpha, beta, gamma).reshape(*alpha.shape, n * n)
+        block = F[..., num_so3_coeffs(ell): num_so3_coeffs(ell + 1)].to(torch.float64)
+        out = out + n * torch.einsum("...k,pk->...p", block, D.reshape(-1, n * n)).reshape(*F.shape[:-1], *alpha.shape)
+    return out

@@ -1,0 +1,133 @@
+"""SO(3) transforms and spectral correlations against direct evaluation and quadrature."""
+
+import pytest
+import torch
+
+from sphcnn.spectral import (
+    S2Grid,
+    SO3FFT,
+    InverseSO3FFT,
+    SO3Grid,
+    num_so3_coeffs,
+    random_rotation,
+    s2_correlation,
+    so3_correlation,
+    so3_fft,
+    so3_ifft,
+    wigner_D_block,
+)
+from sphcnn.spectral.testing import evaluate_sh, evaluate_so3, random_coefficients, relative_error
+
+
+def random_so3_coefficients(L, *batch, generator=None):
+    return torch.randn(*batch, num_so3_coeffs(L), generator=generator, dtype=torch.float64)
+
+
+def test_coefficient_count():
+    assert [num_so3_coeffs(L) for L in range(1, 5)] == [1, 10, 35, 84]
+
+
+@pytest.mark.parametrize("kind", ["soft", "gl"])
+@pytest.mark.parametrize("L", [1, 3, 8])
+def test_synthesis_matches_direct_evaluation_and_roundtrip(kind, L, gen):
+    grid = SO3Grid(L, kind)
+    F = random_so3_coefficients(L, 2, generator=gen)
+    f = so3_ifft(F, grid)
+    assert f.shape == (2, *grid.shape)
+    assert relative_error(f, evaluate_so3(F, grid.matrices())) < 1e-12
+    assert relative_error(so3_fft(f, grid), F) < 1e-12
+
+
+@pytest.mark.parametrize("kind", ["soft", "gl"])
+def test_roundtrip_at_L64(kind, gen):
+    grid = SO3Grid(64, kind)
+    F = random_so3_coefficients(64, generator=gen)
+    assert relative_error(so3_fft(so3_ifft(F, grid), grid), F) < 1e-12
+
+
+@pytest.mark.parametrize("kind", ["soft", "gl"])
+def test_single_block_reproduces_wigner_D(kind):
+    grid = SO3Grid(5, kind)
+    ell, m, n = 3, 1, -2
+    F = torch.zeros(num_so3_coeffs(5), dtype=torch.float64)
+    F[num_so3_coeffs(ell) + (m + ell) * (2 * ell + 1) + (n + ell)] = 1 / (2 * ell + 1)
+    D = wigner_D_block(ell, grid.alpha, grid.beta, grid.gamma)
+    assert torch.allclose(so3_ifft(F, grid), D[..., m + ell, n + ell], atol=1e-14)
+
+
+@pytest.mark.parametrize("kind", ["soft", "gl"])
+def test_parseval_and_constant(kind, gen):
+    L = 6
+    grid = SO3Grid(L, kind)
+    F = random_so3_coefficients(L, generator=gen)
+    f = so3_ifft(F, grid)
+    energy = sum((2 * ell + 1) * (F[num_so3_coeffs(ell): num_so3_coeffs(ell + 1)] ** 2).sum() for ell in range(L))
+    assert torch.allclose((grid.weights * f**2).sum(), energy, rtol=1e-12)
+    ones = so3_fft(torch.ones(grid.shape, dtype=torch.float64), grid)
+    assert abs(ones[0] - 1) < 1e-14 and ones[1:].abs().max() < 1e-13  # ∫ 1 dR = 1
+
+
+def test_lower_output_bandlimit_and_dtype_and_errors(gen):
+    grid = SO3Grid(6)
+    F = random_so3_coefficients(6, generator=gen)
+    f = so3_ifft(F, grid)
+    assert relative_error(so3_fft(f, grid, L=3), F[: num_so3_coeffs(3)]) < 1e-12
+    assert relative_error(so3_fft(f.float(), grid).double(), F) < 1e-5
+    m = SO3FFT(grid, dtype=torch.float32).double()
+    assert relative_error(m(f), F) < 1e-12
+    with pytest.raises(ValueError, match="trailing SO\\(3\\) grid shape \\(12, 12, 12\\)"):
+        so3_fft(torch.zeros(12, 12, 11), grid)
+    with pytest.raises(ValueError, match="L\\(4L²−1\\)/3"):
+        so3_ifft(torch.zeros(11, dtype=torch.float64), grid)
+    with pytest.raises(ValueError, match="SO\\(3\\) grid kind must be one of"):
+        SO3Grid(4, "healpix")
+    with pytest.raises(ValueError, match="do not fit"):
+        so3_ifft(random_so3_coefficients(7), grid)
+
+
+def test_gradcheck():
+    grid = SO3Grid(3, "gl")
+    fwd, inv = SO3FFT(grid, dtype=torch.float64), InverseSO3FFT(grid, dtype=torch.float64)
+    x = torch.randn(*grid.shape, dtype=torch.float64, requires_grad=True)
+    F = torch.randn(num_so3_coeffs(3), dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(fwd, (x,))
+    assert torch.autograd.gradcheck(inv, (F,))
+
+
+@pytest.mark.parametrize("kind", ["soft", "gl"])
+def test_s2_correlation_matches_quadrature(kind, gen):
+    """[ψ ⋆ f](R) = ∫ f(x) ψ(R⁻¹x) dx by quadrature on an exact S² grid, at random R."""
+    L = 6
+    f_hat, psi_hat = random_coefficients(L, generator=gen), random_coefficients(L, generator=gen)
+    s2 = S2Grid(L, "gl")
+    x = s2.points()
+    f = evaluate_sh(f_hat, x)
+    R = random_rotation(5, generator=gen)
+    direct = torch.stack([(s2.weights * f * evaluate_sh(psi_hat, x @ Ri)).sum() for Ri in R])  # R⁻¹x = x @ R
+    F = s2_correlation(f_hat, psi_hat)
+    assert relative_error(evaluate_so3(F, R), direct) < 1e-10
+    # and the grid values through the FFT
+    grid = SO3Grid(L, kind)
+    on_grid = so3_ifft(F, grid)
+    Rg = grid.matrices().reshape(-1, 3, 3)[::37]
+    direct_g = torch.stack([(s2.weights * f * evaluate_sh(psi_hat, x @ Ri)).sum() for Ri in Rg])
+    assert relative_error(on_grid.reshape(-1)[::37], direct_g) < 1e-10
+
+
+def test_so3_correlation_matches_quadrature(gen):
+    """[ψ ⋆ f](R) = ∫ f(Q) ψ(R⁻¹Q) dQ by quadrature on an exact SO(3) grid, at random R."""
+    L = 4
+    F, Psi = random_so3_coefficients(L, generator=gen), random_so3_coefficients(L, generator=gen)
+    grid = SO3Grid(L, "gl")
+    Q = grid.matrices()
+    f = evaluate_so3(F, Q)
+    R = random_rotation(4, generator=gen)
+    direct = torch.stack([(grid.weights * f * evaluate_so3(Psi, Ri.T @ Q)).sum() for Ri in R])
+    assert relative_error(evaluate_so3(so3_correlation(F, Psi), R), direct) < 1e-10
+
+
+def test_correlation_shape_errors():
+    with pytest.raises(ValueError, match="trailing length L²"):
+        s2_correlation(torch.zeros(9), torch.zeros(16))
+    with pytest.raises(ValueError, match="same trailing length"):
+        so3_correlation(torch.zeros(10), torch.zeros(35))
