@@ -42,10 +42,13 @@ def sphere_image(
     projection: Projection = "equirectangular",
     center: tuple[float, float] = (0.0, 0.0),
     xsize: int = 400,
+    roll: float = 0.0,
 ) -> np.ndarray:
     """The 2-D picture of ``signal`` (shape ``grid.shape``) in ``projection``; NaN off the sphere.
 
-    ``center`` = (longitude, latitude) in degrees of the picture centre.
+    ``center`` = (longitude, latitude) in degrees of the picture centre; ``roll``
+    turns the view about it (degrees). A projected digit reads upright on the
+    globe at ``center=(0, -90), roll=90``.
     """
     check_option("projection", projection, Projection)
     import healpy.projector as hpp
@@ -54,7 +57,7 @@ def sphere_image(
     if values.shape != grid.shape:
         raise ValueError(f"signal must have the grid shape {grid.shape} ({grid.kind}, L={grid.L}), got {values.shape}")
     flat = values.reshape(-1).astype(np.float64)
-    rotation = (center[0], center[1], 0.0)
+    rotation = (center[0], center[1], roll)
     if projection == "equirectangular":
         projector = hpp.CartesianProj(rot=rotation, xsize=xsize, ysize=xsize // 2, flipconv="geo")
     elif projection == "mollweide":
@@ -82,13 +85,14 @@ def plot_sphere(
     cmap: str = "viridis",
     xsize: int = 400,
     colorbar: bool = False,
+    roll: float = 0.0,
 ):
     """Draw ``signal`` on ``ax`` (a new ``Figure`` if None); returns the axes."""
     if ax is None:
         from matplotlib.figure import Figure
 
         ax = Figure(figsize=(6, 3.4 if projection != "orthographic" else 5)).add_subplot()
-    image = sphere_image(signal, grid, projection, center, xsize)
+    image = sphere_image(signal, grid, projection, center, xsize, roll)
     # healpy's projmap returns rows from south to north; origin="lower" puts north up.
     artist = ax.imshow(np.ma.masked_invalid(image), origin="lower", cmap=cmap, interpolation="nearest")
     ax.set_axis_off()
@@ -117,12 +121,13 @@ def plot_twins(
     for column in range(n):
         for row, (variant, projection) in enumerate(rows):
             signal = (nr_signals if variant == "NR" else r_signals)[column]
-            center = (0.0, -90.0)
+            center, roll = (0.0, -90.0), 90.0  # the NR digit, upright
             if variant == "R" and rotations is not None:
-                center = _digit_center(np.asarray(rotations[column]))
-            center = center if projection == "orthographic" else (0.0, 0.0)
+                center, roll = _digit_center(np.asarray(rotations[column])), 0.0
+            if projection != "orthographic":
+                center, roll = (0.0, 0.0), 0.0
             title = f"{variant} {projection[:4]}. label {int(labels[column])}" if row == 0 or variant == "NR" else f"{variant} {projection[:4]}."
-            plot_sphere(signal, grid, projection, ax=axes[row, column], center=center, title=title, xsize=xsize)
+            plot_sphere(signal, grid, projection, ax=axes[row, column], center=center, title=title, xsize=xsize, roll=roll)
     return figure
 
 
