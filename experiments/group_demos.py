@@ -221,7 +221,7 @@ def run_polycube_demo(
     channels: Sequence[int] = (6, 6),
     kernel_sizes: Sequence[int] = (5, 1),
     pool_sizes: Sequence[int] = (1, 1),
-    epochs: int = 20,
+    epochs: int = 12,
     batch_size: int = 16,
 ) -> dict[str, float]:
     """Train O_h and plain 3-D CNNs on one orientation; return accuracies on held-out unrotated and rotated copies."""
@@ -255,9 +255,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("demo", choices=["dna", "polycubes", "all"], nargs="?", default="all")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--large", action="store_true", help="more data, wider models, longer training")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (these models are too small to gain from more)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
     if args.demo in ("dna", "all"):
         kwargs = dict(n_train=2048, n_test=2048, channels=(16,), epochs=20) if args.large else {}
         for key, value in run_dna_demo(seed=args.seed, **kwargs).items():

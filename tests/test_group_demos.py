@@ -15,6 +15,15 @@ demos = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(demos)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny models: a second thread only spins, and on a loaded machine it costs several times the work.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def test_free_polycube_counts_match_the_known_sequence():
     # Free polycubes with reflections identified: 1, 1, 2, 7, 23 (OEIS A038119).
     assert [len(demos.free_polycubes(n)) for n in range(1, 6)] == [1, 1, 2, 7, 23]
