@@ -139,12 +139,10 @@ def project_images(
 def _normalized_plane_grid(xyz: torch.Tensor, extent: float) -> torch.Tensor:
     """Points ``[..., 3, P]`` to grid_sample coordinates ``[..., P, 2]``: (u, v)/extent, ±1 at the image edges."""
     x, y, z = xyz.unbind(-2)
-    gap = 1.0 - z
-    finite = gap > 1e-6
-    scale = (2.0 / extent) / torch.where(finite, gap, torch.ones_like(gap))
+    scale = (2.0 / extent) / (1.0 - z).clamp_min(1e-6)
+    grid = torch.stack((x * scale, y * scale), dim=-1)
     # The north pole projects to infinity: move it (and its tiny neighbourhood) far off the image.
-    far = torch.full_like(x, 4.0)
-    return torch.stack((torch.where(finite, x * scale, far), torch.where(finite, y * scale, far)), dim=-1)
+    return grid.masked_fill_((z > 1.0 - 1e-6).unsqueeze(-1), 4.0)
 
 
 def project_to_grid(

@@ -60,6 +60,8 @@ def save_dataset(dataset: SphericalDigits, path: str | os.PathLike) -> Path:
             np.savez(stream, **arrays)
             stream.flush()
             os.fsync(stream.fileno())
+        # mkstemp creates the file private (0600); give it the permissions a normal write would.
+        os.chmod(temporary, 0o666 & ~_current_umask())
         os.replace(temporary, path)
     except BaseException:
         # Interrupted or failed: leave no half-written file behind.
@@ -67,6 +69,12 @@ def save_dataset(dataset: SphericalDigits, path: str | os.PathLike) -> Path:
         raise
     log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
     return path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)  # restored at once: reading the umask requires setting it
+    return mask
 
 
 def read_metadata(path: str | os.PathLike) -> dict:
