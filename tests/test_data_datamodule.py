@@ -134,3 +134,16 @@ def test_power_spectra_of_twins_agree(embedded):
     # different digits differ by far more (≈ 50–100 %), so the test can fail
     different = ((p_nr[:-1] - p_nr[1:]).abs() / p_nr[:-1])[:, :10]
     assert different.mean() > 0.3
+
+
+def test_augmentation_differs_between_dataloader_workers(tmp_path):
+    from sphcnn.data import ArrayDigits, DigitSplit
+
+    one = gaussian_blob_digits(1, 1, seed=4).load("train")
+    same = DigitSplit(one.images.repeat(16, axis=0), one.labels.repeat(16))
+    source = ArrayDigits("one-blob-16-times", same, same)
+    dm = make(tmp_path, source=source, batch_size=4, num_workers=2, augment_rotation=True, val_fraction=0.0)
+    batches = [x for x, _ in dm.train_dataloader()]
+    # identical digits: any repeat between workers would show as equal samples
+    samples = torch.cat(batches).flatten(1)
+    assert len({tuple(s.tolist()) for s in samples}) == 16
