@@ -219,7 +219,8 @@ class _GroupConvBase(nn.Module):
 
     def transformed_filters(self) -> torch.Tensor:
         """``[C_out·|H|, *filter_shape]``: filter ``o·|H| + i`` is ``h_i`` applied to filter ``o``."""
-        flat = self.weight.flatten(1)[:, self.filter_index]  # [C_out, |H|, numel]
+        # index_select: its backward (index_add) is cheaper on CPU than that of advanced indexing.
+        flat = self.weight.flatten(1).index_select(1, self.filter_index.reshape(-1))  # [C_out, |H|·numel]
         return flat.reshape(self.out_channels * self.group.order, *self.weight.shape[1:])
 
     def _convolve(self, x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
