@@ -22,13 +22,15 @@ diagonalization (no recursion in ℓ), in non-persistent buffers.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
 
 from ._cache import cached_module
 from .grids import SO3Grid
-from .wigner import _k_block, _z_rotation_matrix, complex_to_real_block
+from .wigner import _y_to_z_block, complex_to_real_block
 
 
 def num_so3_coeffs(L: int) -> int:
@@ -53,12 +55,114 @@ def so3_bandlimit(n_coeffs: int) -> int:
 
 
 def small_d_complex(ell: int, beta: np.ndarray) -> np.ndarray:
-    """Wigner small-d d^ℓ_mn(β) (complex basis, real valued), float64 ``[len(beta), 2ℓ+1, 2ℓ+1]``."""
-    beta_t = torch.as_tensor(np.asarray(beta, dtype=np.float64))
-    K = _k_block(ell, torch.float64, torch.device("cpu"))
-    d_real = K.T @ _z_rotation_matrix(ell, beta_t) @ K
-    U = torch.from_numpy(complex_to_real_block(ell))
-    return (U.T @ d_real.to(torch.complex128) @ U.conj()).real.numpy()
+    """Wigner small-d d^ℓ_mn(β) (complex basis, real valued), float64 ``[len(beta), 2ℓ+1, 2ℓ+1]``.
+
+    From the diagonalization behind :func:`wigner_D_block`: d(β) = W diag(e^{−ikβ}) W^† with
+    W = Uᵀ Kᵀ Ū, so each entry is a trigonometric polynomial in β whose coefficients
+    W_mk W̄_nk are exact to O(ℓ ε); all β are evaluated by two real matmuls.
+    """
+    beta = np.asarray(beta, dtype=np.float64).reshape(-1)
+    U = complex_to_real_block(ell)
+    W = U.T @ _y_to_z_block(ell).T @ U.conj()
+    T = W[:, None, :] * W.conj()[None, :, :]  # [m, n, k]
+    k = np.arange(-ell, ell + 1)
+    kb = np.outer(k, beta)
+    n = 2 * ell + 1
+    d = T.real.reshape(n * n, n) @ np.cos(kb) + T.imag.reshape(n * n, n) @ np.sin(kb)
+    return np.ascontiguousarray(d.T.reshape(beta.size, n, n))
+
+
+@dataclass(frozen=True)
+class _SO3Plan:
+    """Index bookkeeping of the SO(3) transform for one (grid, L); numpy, float64.
+
+    The β-contraction runs over "rows" (ℓ, m, n) with n ≥ 0 (real input:
+    the n < 0 half follows by conjugation), grouped by k = max(|m|, n) into
+    blocks; a block holds pairs (m, n) with k ∈ [k0, k1) and rows ℓ = k0 … L−1.
+    """
+
+    L: int
+    blocks: tuple[tuple[int, int, int], ...]  # (first pair, last pair + 1, k0)
+    pair_m: np.ndarray
+    pair_n: np.ndarray
+    pair_flat: np.ndarray  # index of (m mod n_α, n) in the flattened rfft2 spectrum
+    row_of: dict
+    n_rows: int
+
+    @staticmethod
+    def build(grid: SO3Grid, L: int) -> "_SO3Plan":
+        n_ag = grid.shape[1]
+        kb = max(1, L // 16)
+        pairs_m, pairs_n, blocks, row_of = [], [], [], {}
+        row = 0
+        for k0 in range(0, L, kb):
+            k1 = min(k0 + kb, L)
+            first = len(pairs_m)
+            for k in range(k0, k1):
+                ring = [(m, k) for m in range(-k, k + 1)] + [(m, n) for m in (-k, k) for n in range(k) if k > 0]
+                for m, n in ring:
+                    pairs_m.append(m)
+                    pairs_n.append(n)
+                    for ell in range(k0, L):
+                        if ell >= k:
+                            row_of[(ell, m, n)] = row
+                        row += 1
+            blocks.append((first, len(pairs_m), k0))
+        pm, pn = np.array(pairs_m), np.array(pairs_n)
+        return _SO3Plan(L=L, blocks=tuple(blocks), pair_m=pm, pair_n=pn,
+                        pair_flat=(pm % n_ag) * (n_ag // 2 + 1) + pn, row_of=row_of, n_rows=row)
+
+    def tables(self, grid: SO3Grid, forward: bool) -> list[np.ndarray]:
+        """Per block ``[pairs, L − k0, n_β]``: d^ℓ_mn(β)·(β weight) (forward) or (2ℓ+1)·d^ℓ_mn(β) (inverse)."""
+        beta, w = grid.beta_nodes, grid.beta_weights
+        n_ag = grid.shape[1]
+        out = [np.zeros((p1 - p0, self.L - k0, beta.size)) for p0, p1, k0 in self.blocks]
+        for ell in range(self.L):
+            d = small_d_complex(ell, beta)  # [β, m, n]
+            d = d * (w / (2 * n_ag * n_ag))[:, None, None] if forward else d * (2 * ell + 1)
+            for (p0, p1, k0), table in zip(self.blocks, out):
+                m, n = self.pair_m[p0:p1], self.pair_n[p0:p1]
+                ok = np.maximum(np.abs(m), n) <= ell
+                if ell >= k0 and ok.any():
+                    table[np.flatnonzero(ok), ell - k0, :] = d[:, m[ok] + ell, n[ok] + ell].T
+        return out
+
+    def real_basis_map(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """F^ℓ_ij = Σ_t a_t Re(row_t) + b_t Im(row_t): real block F = Ū G Uᵀ from rows G(ℓ, m, n ≥ 0).
+
+        G(ℓ, m, n < 0) = (−1)^{m−n} conj G(ℓ, −m, −n) because f is real.
+        """
+        src, a, b = [], [], []
+        for ell in range(self.L):
+            U = complex_to_real_block(ell)
+            for i in range(-ell, ell + 1):
+                for j in range(-ell, ell + 1):
+                    s_t, a_t, b_t = [0] * 4, [0.0] * 4, [0.0] * 4
+                    terms = [(m, n) for m in {i, -i} for n in {j, -j}]
+                    for t, (m, n) in enumerate(terms):
+                        coef = np.conj(U[i + ell, m + ell]) * U[j + ell, n + ell]
+                        if n >= 0:
+                            s_t[t], a_t[t], b_t[t] = self.row_of[(ell, m, n)], coef.real, -coef.imag
+                        else:  # coef · s · conj(z): Re = s (Re c Re z + Im c Im z)
+                            sign = (-1) ** ((m - n) % 2)
+                            s_t[t] = self.row_of[(ell, -m, -n)]
+                            a_t[t], b_t[t] = sign * coef.real, sign * coef.imag
+                    src.append(s_t)
+                    a.append(a_t)
+                    b.append(b_t)
+        return np.array(src).T, np.array(a).T, np.array(b).T
+
+    def complex_basis_map(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows H(ℓ, m, n ≥ 0) = (U^† F U)_mn = Σ_t c_t F[src_t], complex c (zero on padding rows)."""
+        src = np.zeros((4, self.n_rows), dtype=np.int64)
+        coef = np.zeros((4, self.n_rows), dtype=np.complex128)
+        for (ell, m, n), row in self.row_of.items():
+            U = complex_to_real_block(ell)
+            off = num_so3_coeffs(ell)
+            for t, (i, j) in enumerate((i, j) for i in {m, -m} for j in {n, -n}):
+                src[t, row] = off + (i + ell) * (2 * ell + 1) + (j + ell)
+                coef[t, row] = np.conj(U[i + ell, m + ell]) * U[j + ell, n + ell]
+        return src, coef.real, coef.imag
 
 
 class _SO3Transform(nn.Module):
@@ -69,25 +173,23 @@ class _SO3Transform(nn.Module):
         if dtype not in (torch.float32, torch.float64):
             raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         L = grid.L if L is None else L
-        if not isinstance(L, int) or not 1 <= L <= grid.L:
+        if isinstance(L, bool) or not isinstance(L, int) or not 1 <= L <= grid.L:
             raise ValueError(f"coefficient bandlimit L must be an integer in [1, grid.L={grid.L}], got {L!r}")
         self.grid, self.L, self.is_forward = grid, L, forward
+        self.plan = _SO3Plan.build(grid, L)
+        self.register_buffer("pair_flat", torch.from_numpy(self.plan.pair_flat), persistent=False)
+        basis = self.plan.real_basis_map() if forward else self.plan.complex_basis_map()
+        self.register_buffer("basis_src", torch.from_numpy(basis[0]), persistent=False)
+        self._basis = basis[1:]
         self._build(dtype, torch.device("cpu"))
 
     def _build(self, dtype: torch.dtype, device: torch.device) -> None:
         self.table_dtype = dtype
-        cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
-        beta, w = self.grid.beta_nodes, self.grid.beta_weights
-        n_ag = self.grid.shape[1]
-        for ell in range(self.L):
-            d = small_d_complex(ell, beta)
-            if self.is_forward:  # fold β weights and the (α, γ) quadrature: Σ w_β/(2 n²) = ∫ dR
-                d = d * (w / (2 * n_ag * n_ag))[:, None, None]
-            else:
-                d = d * (2 * ell + 1)
-            self.register_buffer(f"d_{ell}", torch.from_numpy(d).to(dtype=dtype, device=device), persistent=False)
-            U = torch.from_numpy(complex_to_real_block(ell)).to(dtype=cdtype, device=device)
-            self.register_buffer(f"U_{ell}", U, persistent=False)
+        for i, table in enumerate(self.plan.tables(self.grid, self.is_forward)):
+            self.register_buffer(f"table_{i}", torch.from_numpy(table).to(dtype=dtype, device=device),
+                                 persistent=False)
+        for name, value in zip(("basis_a", "basis_b"), self._basis):
+            self.register_buffer(name, torch.from_numpy(value).to(dtype=dtype, device=device), persistent=False)
 
     def _apply(self, fn, recurse: bool = True):  # noqa: ANN001
         # Rebuild from float64 rather than let fn cast float32 tables up to float64.
@@ -95,7 +197,7 @@ class _SO3Transform(nn.Module):
         super()._apply(fn, recurse)
         new = fn(torch.zeros((), dtype=old)).dtype
         if new != old:
-            self._build(new, getattr(self, "d_0").device)
+            self._build(new, self.pair_flat.device)
         return self
 
     def _check_dtype(self, x: torch.Tensor, name: str) -> None:
@@ -119,20 +221,19 @@ class SO3FFT(_SO3Transform):
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         self.grid.check(f, "f")
         self._check_dtype(f, "f")
-        L = self.L
         batch = f.shape[:-3]
-        # Σ_{α,γ} f e^{−imα} e^{−inγ} for m, n ∈ [−L+1, L−1] (index m + L − 1)
-        spec = torch.fft.fft2(f.reshape(-1, *self.grid.shape))
-        idx = torch.arange(-L + 1, L, device=f.device) % self.grid.shape[1]
-        spec = spec[:, :, idx][:, :, :, idx]
-        blocks = []
-        for ell in range(L):
-            sl = slice(L - 1 - ell, L + ell)
-            d = getattr(self, f"d_{ell}")
-            g = torch.einsum("bjmn,jmn->bmn", spec[:, :, sl, sl], d.to(spec.dtype))
-            U = getattr(self, f"U_{ell}")
-            blocks.append((U.conj() @ g @ U.T).real.flatten(-2))
-        return torch.cat(blocks, dim=-1).reshape(*batch, -1)
+        f = f.reshape(-1, *self.grid.shape)
+        B, n_beta = f.shape[0], self.grid.shape[0]
+        # Σ_{α,γ} f e^{−imα} e^{−inγ}, n ≥ 0, gathered per (m, n) pair: [pairs, β, 2B]
+        spec = torch.fft.fft(torch.fft.rfft(f, dim=-1), dim=-2).reshape(B, n_beta, -1)[..., self.pair_flat]
+        spec = torch.view_as_real(spec.permute(2, 1, 0).contiguous()).reshape(-1, n_beta, 2 * B)
+        rows = []
+        for i, (p0, p1, _) in enumerate(self.plan.blocks):
+            rows.append(torch.bmm(getattr(self, f"table_{i}"), spec[p0:p1]).reshape(-1, B, 2))
+        rows = torch.cat(rows)
+        src = self.basis_src
+        out = (self.basis_a.unsqueeze(-1) * rows[src, :, 0] + self.basis_b.unsqueeze(-1) * rows[src, :, 1]).sum(0)
+        return out.T.reshape(*batch, -1)
 
 
 class InverseSO3FFT(_SO3Transform):
@@ -149,22 +250,23 @@ class InverseSO3FFT(_SO3Transform):
                              f"for L={L}, got {shape}")
         self._check_dtype(F, "F")
         batch = F.shape[:-1]
-        F = F.reshape(-1, F.shape[-1])
-        B, (n_beta, n_ag, _) = F.shape[0], self.grid.shape
-        cdtype = getattr(self, "U_0").dtype
-        spec = torch.zeros(B, n_beta, 2 * L - 1, 2 * L - 1, dtype=cdtype, device=F.device)
-        for ell in range(L):
-            off, n = num_so3_coeffs(ell), 2 * ell + 1
-            U = getattr(self, f"U_{ell}")
-            h = U.conj().T @ F[:, off: off + n * n].reshape(B, n, n).to(cdtype) @ U  # Σ F·D = Σ H·D_c
-            d = getattr(self, f"d_{ell}")
-            sl = slice(L - 1 - ell, L + ell)
-            spec[:, :, sl, sl] += h.unsqueeze(1) * d.to(cdtype)
-        # f = Σ_mn S_mn e^{−imα} e^{−inγ}: an (unnormalized) forward DFT of S placed at m mod n_ag
-        full = torch.zeros(B, n_beta, n_ag, n_ag, dtype=cdtype, device=F.device)
-        idx = torch.arange(-L + 1, L, device=F.device) % n_ag
-        full[:, :, idx[:, None], idx[None, :]] = spec
-        return torch.fft.fft2(full).real.reshape(*batch, *self.grid.shape)
+        Ft = F.reshape(-1, F.shape[-1]).T  # [coeffs, B]
+        B, (n_beta, n_ag, _) = Ft.shape[1], self.grid.shape
+        gathered = Ft[self.basis_src]  # [4, rows, B]
+        rows = torch.stack(((self.basis_a.unsqueeze(-1) * gathered).sum(0),
+                            (self.basis_b.unsqueeze(-1) * gathered).sum(0)), dim=-1)  # [rows, B, 2]
+        spec, pos = [], 0
+        for i, (p0, p1, k0) in enumerate(self.plan.blocks):
+            n = (p1 - p0) * (L - k0)
+            rhs = rows[pos: pos + n].reshape(p1 - p0, L - k0, 2 * B)
+            pos += n
+            spec.append(torch.bmm(getattr(self, f"table_{i}").transpose(1, 2), rhs))  # [pairs, β, 2B]
+        spec = torch.view_as_complex(torch.cat(spec).reshape(-1, n_beta, B, 2))
+        # f = Σ S e^{−imα−inγ} = Re Σ S̄ e^{+i…}: an inverse real FFT of S̄ (n ≥ 0 half)
+        Z = spec.conj().permute(2, 1, 0)  # [B, β, pairs]
+        full = Z.new_zeros(B, n_beta, n_ag * (n_ag // 2 + 1)).index_copy(-1, self.pair_flat, Z)
+        f = torch.fft.irfft2(full.reshape(B, n_beta, n_ag, n_ag // 2 + 1), s=(n_ag, n_ag)) * (n_ag * n_ag)
+        return f.reshape(*batch, *self.grid.shape)
 
 
 def so3_fft(f: torch.Tensor, grid: SO3Grid, L: int | None = None) -> torch.Tensor:
