@@ -9,7 +9,7 @@ puts x = (sin θ cos φ, sin θ sin φ, cos θ) at planar position
 
 where u runs along +x and v along +y. The image covers the square
 [−extent, extent]² (``extent = 1.5`` as s2cnn): with 1.5 the image edge
-midpoints lie 73.7° from the south pole and the corners 93.3° (just past
+midpoints lie 73.7° from the south pole and the corners 93.4° (just past
 the equator); the square covers 41.3 % of the sphere.
 
 Pixel layout: column j grows with u (+x), row i grows with v (+y); pixel
