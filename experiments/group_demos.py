@@ -254,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("demo", choices=["dna", "polycubes", "all"], nargs="?", default="all")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--large", action="store_true", help="more data, wider models, longer training")
+    parser.add_argument("--large", action="store_true", help="more data (the DNA model also wider and trained longer)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (these models are too small to gain from more)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -264,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for key, value in run_dna_demo(seed=args.seed, **kwargs).items():
             print(f"dna        {key:24s} {value:.4g}")
     if args.demo in ("polycubes", "all"):
-        kwargs = dict(cube_size=5, grid=7, per_class_train=30, per_class_test=30, epochs=20) if args.large else {}
+        kwargs = dict(per_class_train=40, per_class_test=40) if args.large else {}
         for key, value in run_polycube_demo(seed=args.seed, **kwargs).items():
             print(f"polycubes  {key:24s} {value:.4g}")
 
