@@ -80,15 +80,21 @@ def test_data_configs_select_the_rotation_setting(tmp_path, setting_name, settin
     assert cfg.data.setting == setting
 
 
+# inputs of the group-demo models; every other model takes spherical MNIST's [B, 1, 60, 60]
+DEMO_INPUT_SHAPES = {"rc_cnn1d": (2, 4, 48), "cnn1d": (2, 4, 48), "oh_cnn3d": (2, 1, 6, 6, 6)}
+
+
 @pytest.mark.parametrize("model_name", MODELS)
-def test_every_model_config_builds_a_network_with_10_logits(tmp_path, model_name):
+def test_every_model_config_builds_a_network_with_the_configured_logits(tmp_path, model_name):
     import hydra
 
     cfg = compose_config("train.yaml", [f"model={model_name}"], tmp_path)
     skip_unless_model_exists(cfg)
     module = hydra.utils.instantiate(cfg.model)
-    logits = module(torch.randn(2, 1, 60, 60))
-    assert logits.shape == (2, 10)
+    logits = module(torch.randn(DEMO_INPUT_SHAPES.get(model_name, (2, 1, 60, 60))))
+    assert logits.shape == (2, cfg.model.num_classes)
+    if model_name not in DEMO_INPUT_SHAPES:
+        assert cfg.model.num_classes == 10
     assert callable(module.make_optimizer) and module.hparams.optimizer["_target_"].startswith("torch.optim")
 
 
