@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -223,3 +224,13 @@ def test_command_line_names_the_unknown_model(tmp_path):
     assert result.returncode != 0
     assert "Could not find 'model/resnet9000'" in result.stderr
     assert "Available options in 'model'" in result.stderr and "s2cnn" in result.stderr
+
+
+@pytest.mark.parametrize("setting_name", ["nr_nr", "r_r", "nr_r"])
+def test_spherical_mnist_configs_train_one_batch_on_the_embedded_digits(tmp_path, setting_name):
+    # seed 0: the dataset file is generated once (about 15 s) and cached for every later run
+    cfg = compose_config(
+        "train.yaml", [f"data={setting_name}", "model=linear", "debug=fdr", "callbacks=none", "logger=[]", "seed=0"], tmp_path
+    )
+    metrics = train(cfg)
+    assert 0.0 <= metrics["test/acc"] <= 1.0 and math.isfinite(metrics["test/loss"])
