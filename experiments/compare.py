@@ -9,10 +9,14 @@
 2. Data-efficiency table: accuracy on rotated test digits versus the number
    of training digits, for the planar CNN trained with rotation augmentation
    and the spherical CNN trained without (both on unrotated digits).
+3. Throughput table: training samples/s of each model on a fixed batch,
+   the models timed in alternation (the throughput measured inside the
+   training runs is in table 1 too, but depends on the machine's load).
 
 Outputs in ``results_dir``: ``rotation.md`` / ``rotation.csv`` (summary),
 ``rotation_runs.csv`` (every run), ``rotation.png``, ``data_efficiency.md`` /
-``data_efficiency.csv`` / ``data_efficiency_runs.csv`` / ``data_efficiency.png``.
+``data_efficiency.csv`` / ``data_efficiency_runs.csv`` / ``data_efficiency.png``,
+``throughput.md`` / ``throughput.csv``.
 Every training run is a normal ``train(cfg)`` run of ``configs/train.yaml``
 with overrides; finished runs (their ``metrics.json`` exists) are reused.
 
@@ -47,7 +51,7 @@ from experiments.train import train
 log = logging.getLogger(__name__)
 
 SETTINGS = ("NR/NR", "R/R", "NR/R")
-STAGES = ("rotation", "data_efficiency", "collect")
+STAGES = ("rotation", "data_efficiency", "throughput", "collect")
 # train variant -> (data config trained and tested with, [extra test data configs])
 TRAINING_VARIANTS = {"NR": ("nr_nr", {"NR/NR": None, "NR/R": "nr_r"}), "R": ("r_r", {"R/R": None})}
 
@@ -145,6 +149,70 @@ def data_efficiency_runs(cfg: DictConfig) -> list[dict[str, Any]]:
                             n_train=n_train, augment_rotation=bool(variant.augment_rotation))
                 )
     return rows
+
+
+def measure_throughput(cfg: DictConfig) -> list[dict[str, Any]]:
+    """Stage 3: training throughput of each model on one fixed batch, the models timed in alternation.
+
+    One step = forward, cross-entropy, backward and optimizer step on a random
+    batch ``[batch_size, 1, 60, 60]``. After ``warmup_steps``, each model is
+    timed for ``steps`` steps, in ``repeats`` rounds that alternate between
+    the models (so a change in machine load hits all of them alike); the
+    median round gives samples/s. The load average is recorded with it.
+    """
+    import os
+    import time
+
+    import torch
+
+    spec = cfg.throughput
+    models = {}
+    for name in spec.models:
+        model_cfg = hydra.compose(config_name="train.yaml", overrides=[f"model={name}"]).model
+        module = hydra.utils.instantiate(model_cfg)
+        optimizer = module.make_optimizer(params=module.parameters()) if module.make_optimizer else torch.optim.Adam(module.parameters())
+        models[name] = (module.net.train(), optimizer)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(spec.batch_size, 1, 60, 60, generator=generator)
+    y = torch.randint(0, 10, (spec.batch_size,), generator=generator)
+
+    def step(net: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        loss = torch.nn.functional.cross_entropy(net(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    for net, optimizer in models.values():
+        for _ in range(spec.warmup_steps):
+            step(net, optimizer)
+    rounds: dict[str, list[float]] = defaultdict(list)
+    for _ in range(spec.repeats):
+        for name, (net, optimizer) in models.items():
+            start = time.perf_counter()
+            for _ in range(spec.steps):
+                step(net, optimizer)
+            rounds[name].append(spec.steps * spec.batch_size / (time.perf_counter() - start))
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    rows = []
+    for name, (net, _) in models.items():
+        rows.append({
+            "model": name, "num_parameters": sum(p.numel() for p in net.parameters() if p.requires_grad),
+            "samples_per_second_median": statistics.median(rounds[name]), "samples_per_second_min": min(rounds[name]),
+            "samples_per_second_max": max(rounds[name]), "batch_size": spec.batch_size, "torch_threads": torch.get_num_threads(),
+            "load_average_1min": load,
+        })
+        log.info("throughput %s: %.1f samples/s", name, rows[-1]["samples_per_second_median"])
+    return rows
+
+
+def throughput_markdown(rows: Sequence[dict[str, Any]], header: str) -> str:
+    lines = [header, "", "| model | parameters | samples/s (median) | min – max over rounds |", "|---|---|---|---|"]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {int(r['num_parameters']):,} | {r['samples_per_second_median']:.0f} "
+            f"| {r['samples_per_second_min']:.0f} – {r['samples_per_second_max']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def run_row(metrics: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -321,7 +389,7 @@ def describe_budget(cfg: DictConfig, stage: str) -> str:
 
 
 def collect(cfg: DictConfig, command: str) -> None:
-    """Stage 3: tables and charts from the per-run CSVs in results_dir."""
+    """Stage 4: tables and charts from the per-run CSVs in results_dir."""
     results = Path(cfg.results_dir)
     runs_csv = results / "rotation_runs.csv"
     if runs_csv.is_file():
@@ -341,6 +409,17 @@ def collect(cfg: DictConfig, command: str) -> None:
         (results / "data_efficiency.md").write_text(data_efficiency_markdown(summary, header))
         plot_data_efficiency(summary, results / "data_efficiency.png", f"data efficiency ({cfg.data_source_label})")
         log.info("Wrote %s", results / "data_efficiency.md")
+    throughput_csv = results / "throughput.csv"
+    if throughput_csv.is_file():
+        rows = read_csv(throughput_csv)
+        spec = cfg.throughput
+        header = (
+            f"Training throughput: forward + backward + optimizer step on a batch of {int(rows[0]['batch_size'])} "
+            f"random 60×60 inputs, {spec.steps} steps per round, {spec.repeats} rounds alternating between the models, "
+            f"{int(rows[0]['torch_threads'])} torch threads; 1-minute load average at the end: "
+            f"{rows[0]['load_average_1min']:.1f}.\n\nCommand: `{command}`"
+        )
+        (results / "throughput.md").write_text(throughput_markdown(rows, header))
 
 
 def compare(cfg: DictConfig, command: str = "python experiments/compare.py") -> None:
@@ -352,6 +431,8 @@ def compare(cfg: DictConfig, command: str = "python experiments/compare.py") -> 
         write_csv(results / "rotation_runs.csv", rotation_runs(cfg))
     if "data_efficiency" in cfg.stages:
         write_csv(results / "data_efficiency_runs.csv", data_efficiency_runs(cfg))
+    if "throughput" in cfg.stages:
+        write_csv(results / "throughput.csv", measure_throughput(cfg))
     if "collect" in cfg.stages:
         collect(cfg, command)
 
@@ -360,7 +441,7 @@ def compare(cfg: DictConfig, command: str = "python experiments/compare.py") -> 
 def main(cfg: DictConfig) -> None:
     command = " ".join(["python experiments/compare.py", *sys.argv[1:]])
     compare(cfg, command)
-    for name in ("rotation.md", "data_efficiency.md"):
+    for name in ("rotation.md", "data_efficiency.md", "throughput.md"):
         path = Path(cfg.results_dir) / name
         if path.is_file():
             print(path.read_text())

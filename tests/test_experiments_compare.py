@@ -22,6 +22,7 @@ TINY = [
     "rotation.models=[linear]", "rotation.seeds=[0]", "rotation.max_epochs=1", "rotation.n_train=64",
     "+data_efficiency.variants.linear_augmented={model:linear,augment_rotation:true}",
     "data_efficiency.run_variants=[linear_augmented]", "data_efficiency.n_train=[32]", "data_efficiency.max_steps=2",
+    "throughput.models=[linear,planar]", "throughput.steps=1", "throughput.repeats=2", "throughput.warmup_steps=1",
 ]
 
 
@@ -61,6 +62,10 @@ def test_compare_writes_tables_and_charts_and_reuses_finished_runs(tmp_path):
     assert all(r["augment_rotation"] == "True" for r in efficiency)
     assert "| 32 |" in (results / "data_efficiency.md").read_text()
     assert (results / "data_efficiency.png").stat().st_size > 0
+    speeds = read_rows(results / "throughput.csv")
+    assert [r["model"] for r in speeds] == ["linear", "planar"]
+    assert all(float(r["samples_per_second_min"]) <= float(r["samples_per_second_median"]) for r in speeds)
+    assert "| planar | 68,106 |" in (results / "throughput.md").read_text()
 
     # a second call reuses every finished run: no new checkpoints appear
     checkpoints = sorted(p.name for p in (tmp_path / "runs").rglob("*.ckpt"))
@@ -69,6 +74,7 @@ def test_compare_writes_tables_and_charts_and_reuses_finished_runs(tmp_path):
     assert sorted(p.name for p in (tmp_path / "runs").rglob("*.ckpt")) == checkpoints
     assert {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("metrics.json")} == before
     assert read_rows(results / "rotation_runs.csv") == rows
+    assert (results / "throughput.md").is_file()
 
 
 def test_unknown_stage_or_variant_is_an_error(tmp_path):
