@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ._cache import cached_module
+from ._tables import TableModule
 from .grids import S2Grid
 from .legendre import legendre_block
 
@@ -160,7 +161,7 @@ class _Longitude:
         return torch.cat(out, dim=-1)[..., self.pixel_inverse.to(w.device)]
 
 
-class _LegendreStage(nn.Module):
+class _LegendreStage(TableModule):
     """Contraction over rings with the parity-split Legendre table, one matmul per m-block."""
 
     def __init__(self, grid: S2Grid, L: int, forward: bool, dtype: torch.dtype, max_table_bytes: int) -> None:
@@ -190,15 +191,6 @@ class _LegendreStage(nn.Module):
                              for t in self.plan.block_tables(m0, m1, self.is_forward))
             self.register_buffer(f"even_{i}", even, persistent=False)
             self.register_buffer(f"odd_{i}", odd, persistent=False)
-
-    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001
-        # Rebuild from float64 rather than let fn cast float32 tables up to float64.
-        old = self.table_dtype
-        super()._apply(fn, recurse)
-        new = fn(torch.zeros((), dtype=old)).dtype
-        if new != old:
-            self._build_tables(new, self.gather.device)
-        return self
 
     def _tables(self, i: int, m0: int, m1: int) -> tuple[torch.Tensor, torch.Tensor]:
         if self.stored:

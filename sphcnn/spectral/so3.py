@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ._cache import cached_module
+from ._tables import TableModule
 from .grids import SO3Grid
 from .wigner import _y_to_z_block, complex_to_real_block
 
@@ -165,7 +166,7 @@ class _SO3Plan:
         return src, coef.real, coef.imag
 
 
-class _SO3Transform(nn.Module):
+class _SO3Transform(TableModule):
     def __init__(self, grid: SO3Grid, L: int | None, dtype: torch.dtype, forward: bool) -> None:
         super().__init__()
         if not isinstance(grid, SO3Grid):
@@ -181,29 +182,15 @@ class _SO3Transform(nn.Module):
         basis = self.plan.real_basis_map() if forward else self.plan.complex_basis_map()
         self.register_buffer("basis_src", torch.from_numpy(basis[0]), persistent=False)
         self._basis = basis[1:]
-        self._build(dtype, torch.device("cpu"))
+        self._build_tables(dtype, torch.device("cpu"))
 
-    def _build(self, dtype: torch.dtype, device: torch.device) -> None:
+    def _build_tables(self, dtype: torch.dtype, device: torch.device) -> None:
         self.table_dtype = dtype
         for i, table in enumerate(self.plan.tables(self.grid, self.is_forward)):
             self.register_buffer(f"table_{i}", torch.from_numpy(table).to(dtype=dtype, device=device),
                                  persistent=False)
         for name, value in zip(("basis_a", "basis_b"), self._basis):
             self.register_buffer(name, torch.from_numpy(value).to(dtype=dtype, device=device), persistent=False)
-
-    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001
-        # Rebuild from float64 rather than let fn cast float32 tables up to float64.
-        old = self.table_dtype
-        super()._apply(fn, recurse)
-        new = fn(torch.zeros((), dtype=old)).dtype
-        if new != old:
-            self._build(new, self.pair_flat.device)
-        return self
-
-    def _check_dtype(self, x: torch.Tensor, name: str) -> None:
-        if x.dtype != self.table_dtype:
-            raise TypeError(f"{name} is {x.dtype} but this transform's tables are {self.table_dtype}; "
-                            f"convert the input or the module (module.to({x.dtype}))")
 
     def extra_repr(self) -> str:
         return f"L={self.L}, grid=SO3Grid(L={self.grid.L}, kind={self.grid.kind!r}), dtype={self.table_dtype}"

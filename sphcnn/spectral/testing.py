@@ -48,6 +48,7 @@ def rotated_signal_pair(L: int, grid: S2Grid, R: torch.Tensor | None = None, *ba
 
 def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
     """‖a − b‖ / ‖b‖ (max-norm over all entries)."""
+    a, b = a.detach(), b.detach()
     return float((a - b).abs().max() / b.abs().max().clamp_min(torch.finfo(b.dtype).tiny))
 
 
