@@ -73,13 +73,24 @@ def small_d_complex(ell: int, beta: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(d.T.reshape(beta.size, n, n))
 
 
+def _u_entry(i: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """U[i, m] of :func:`complex_to_real_block` for m = ±i (its only nonzero entries), vectorized."""
+    mu = np.abs(i)
+    sign = np.where(mu % 2 == 0, 1.0, -1.0)
+    r = 1 / np.sqrt(2)
+    pos = np.where(m == i, sign * r, r).astype(np.complex128)  # row +μ: (−1)^μ/√2 at +μ, 1/√2 at −μ
+    neg = np.where(m == i, 1j * r, -1j * sign * r)  # row −μ: i/√2 at −μ, −i(−1)^μ/√2 at +μ
+    return np.where(i == 0, 1.0 + 0j, np.where(i > 0, pos, neg))
+
+
 @dataclass(frozen=True)
 class _SO3Plan:
-    """Index bookkeeping of the SO(3) transform for one (grid, L); numpy, float64.
+    """Index bookkeeping of the SO(3) transform for one (grid, L); numpy.
 
     The β-contraction runs over "rows" (ℓ, m, n) with n ≥ 0 (real input:
     the n < 0 half follows by conjugation), grouped by k = max(|m|, n) into
-    blocks; a block holds pairs (m, n) with k ∈ [k0, k1) and rows ℓ = k0 … L−1.
+    blocks; a block holds pairs (m, n) with k ∈ [k0, k1) and rows ℓ = k0 … L−1
+    (rows with ℓ < k are padding, their table entries are zero).
     """
 
     L: int
@@ -87,31 +98,44 @@ class _SO3Plan:
     pair_m: np.ndarray
     pair_n: np.ndarray
     pair_flat: np.ndarray  # index of (m mod n_α, n) in the flattened rfft2 spectrum
-    row_of: dict
+    pair_row0: np.ndarray  # row of (ℓ = k0, m, n) for each pair
+    pair_k0: np.ndarray
+    pair_lookup: np.ndarray  # [2L−1, L]: pair index of (m, n), at [m + L − 1, n]
     n_rows: int
 
     @staticmethod
     def build(grid: SO3Grid, L: int) -> "_SO3Plan":
         n_ag = grid.shape[1]
         kb = max(1, L // 16)
-        pairs_m, pairs_n, blocks, row_of = [], [], [], {}
-        row = 0
+        pm, pn, pk0, blocks = [], [], [], []
         for k0 in range(0, L, kb):
-            k1 = min(k0 + kb, L)
-            first = len(pairs_m)
-            for k in range(k0, k1):
-                ring = [(m, k) for m in range(-k, k + 1)] + [(m, n) for m in (-k, k) for n in range(k) if k > 0]
-                for m, n in ring:
-                    pairs_m.append(m)
-                    pairs_n.append(n)
-                    for ell in range(k0, L):
-                        if ell >= k:
-                            row_of[(ell, m, n)] = row
-                        row += 1
-            blocks.append((first, len(pairs_m), k0))
-        pm, pn = np.array(pairs_m), np.array(pairs_n)
+            first = len(pm)
+            for k in range(k0, min(k0 + kb, L)):
+                ring = [(m, k) for m in range(-k, k + 1)] + [(m, n) for m in ((-k, k) if k else ()) for n in range(k)]
+                pm += [m for m, _ in ring]
+                pn += [n for _, n in ring]
+                pk0 += [k0] * len(ring)
+            blocks.append((first, len(pm), k0))
+        pm, pn, pk0 = np.array(pm), np.array(pn), np.array(pk0)
+        rows_per_pair = L - pk0
+        row0 = np.concatenate(([0], np.cumsum(rows_per_pair)[:-1]))
+        lookup = np.full((2 * L - 1, L), -1)
+        lookup[pm + L - 1, pn] = np.arange(pm.size)
         return _SO3Plan(L=L, blocks=tuple(blocks), pair_m=pm, pair_n=pn,
-                        pair_flat=(pm % n_ag) * (n_ag // 2 + 1) + pn, row_of=row_of, n_rows=row)
+                        pair_flat=(pm % n_ag) * (n_ag // 2 + 1) + pn, pair_row0=row0, pair_k0=pk0,
+                        pair_lookup=lookup, n_rows=int(rows_per_pair.sum()))
+
+    def row(self, ell: np.ndarray, m: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """Row index of (ℓ, m, n ≥ 0)."""
+        p = self.pair_lookup[m + self.L - 1, n]
+        return self.pair_row0[p] + ell - self.pair_k0[p]
+
+    def _coefficients(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """ℓ, i (row), j (column) of every flat SO(3) coefficient."""
+        ell = np.concatenate([np.full((2 * e + 1) ** 2, e) for e in range(self.L)])
+        i = np.concatenate([np.repeat(np.arange(-e, e + 1), 2 * e + 1) for e in range(self.L)])
+        j = np.concatenate([np.tile(np.arange(-e, e + 1), 2 * e + 1) for e in range(self.L)])
+        return ell, i, j
 
     def tables(self, grid: SO3Grid, forward: bool) -> list[np.ndarray]:
         """Per block ``[pairs, L − k0, n_β]``: d^ℓ_mn(β)·(β weight) (forward) or (2ℓ+1)·d^ℓ_mn(β) (inverse)."""
@@ -131,38 +155,38 @@ class _SO3Plan:
     def real_basis_map(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """F^ℓ_ij = Σ_t a_t Re(row_t) + b_t Im(row_t): real block F = Ū G Uᵀ from rows G(ℓ, m, n ≥ 0).
 
-        G(ℓ, m, n < 0) = (−1)^{m−n} conj G(ℓ, −m, −n) because f is real.
+        G(ℓ, m, n < 0) = (−1)^{m−n} conj G(ℓ, −m, −n) because f is real. Four terms
+        (m, n) ∈ {±i} × {±j}; duplicates at i = 0 or j = 0 get zero weight.
         """
+        ell, i, j = self._coefficients()
         src, a, b = [], [], []
-        for ell in range(self.L):
-            U = complex_to_real_block(ell)
-            for i in range(-ell, ell + 1):
-                for j in range(-ell, ell + 1):
-                    s_t, a_t, b_t = [0] * 4, [0.0] * 4, [0.0] * 4
-                    terms = [(m, n) for m in {i, -i} for n in {j, -j}]
-                    for t, (m, n) in enumerate(terms):
-                        coef = np.conj(U[i + ell, m + ell]) * U[j + ell, n + ell]
-                        if n >= 0:
-                            s_t[t], a_t[t], b_t[t] = self.row_of[(ell, m, n)], coef.real, -coef.imag
-                        else:  # coef · s · conj(z): Re = s (Re c Re z + Im c Im z)
-                            sign = (-1) ** ((m - n) % 2)
-                            s_t[t] = self.row_of[(ell, -m, -n)]
-                            a_t[t], b_t[t] = sign * coef.real, sign * coef.imag
-                    src.append(s_t)
-                    a.append(a_t)
-                    b.append(b_t)
-        return np.array(src).T, np.array(a).T, np.array(b).T
+        for sm, sn in ((1, 1), (-1, 1), (1, -1), (-1, -1)):
+            m, n = sm * i, sn * j
+            dup = ((sm < 0) & (i == 0)) | ((sn < 0) & (j == 0))
+            coef = np.conj(_u_entry(i, m)) * _u_entry(j, n)
+            coef = np.where(dup, 0, coef)
+            flip = n < 0
+            sign = np.where((m - n) % 2 == 0, 1.0, -1.0)
+            src.append(self.row(ell, np.where(flip, -m, m), np.abs(n)))
+            a.append(np.where(flip, sign * coef.real, coef.real))
+            b.append(np.where(flip, sign * coef.imag, -coef.imag))
+        return np.stack(src), np.stack(a), np.stack(b)
 
     def complex_basis_map(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows H(ℓ, m, n ≥ 0) = (U^† F U)_mn = Σ_t c_t F[src_t], complex c (zero on padding rows)."""
-        src = np.zeros((4, self.n_rows), dtype=np.int64)
-        coef = np.zeros((4, self.n_rows), dtype=np.complex128)
-        for (ell, m, n), row in self.row_of.items():
-            U = complex_to_real_block(ell)
-            off = num_so3_coeffs(ell)
-            for t, (i, j) in enumerate((i, j) for i in {m, -m} for j in {n, -n}):
-                src[t, row] = off + (i + ell) * (2 * ell + 1) + (j + ell)
-                coef[t, row] = np.conj(U[i + ell, m + ell]) * U[j + ell, n + ell]
+        p = np.repeat(np.arange(self.pair_m.size), self.L - self.pair_k0)
+        ell = self.pair_k0[p] + (np.arange(self.n_rows) - self.pair_row0[p])
+        m, n = self.pair_m[p], self.pair_n[p]
+        valid = ell >= np.maximum(np.abs(m), n)
+        ell_safe = np.where(valid, ell, np.maximum(np.abs(m), n))
+        src, coef = [], []
+        for si, sj in ((1, 1), (-1, 1), (1, -1), (-1, -1)):
+            i, j = si * m, sj * n
+            dup = ((si < 0) & (m == 0)) | ((sj < 0) & (n == 0)) | ~valid
+            src.append(ell_safe * (4 * ell_safe**2 - 1) // 3 + (i + ell_safe) * (2 * ell_safe + 1) + (j + ell_safe))
+            coef.append(np.where(dup, 0, np.conj(_u_entry(i, m)) * _u_entry(j, n)))
+        src = np.minimum(np.stack(src), num_so3_coeffs(self.L) - 1)
+        coef = np.stack(coef)
         return src, coef.real, coef.imag
 
 
