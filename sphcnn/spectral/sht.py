@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ._cache import cached_module
+from ._options import check_transform_args
 from ._tables import TableModule
 from .grids import S2Grid
 from .legendre import legendre_block
@@ -239,13 +240,7 @@ class _TransformBase(nn.Module):
     def __init__(self, grid: S2Grid, L: int | None, forward: bool, dtype: torch.dtype,
                  max_table_bytes: int) -> None:
         super().__init__()
-        if not isinstance(grid, S2Grid):
-            raise TypeError(f"grid must be an S2Grid, got {type(grid).__name__}")
-        if dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-        L = grid.L if L is None else L
-        if isinstance(L, bool) or not isinstance(L, int) or not 1 <= L <= grid.L:
-            raise ValueError(f"coefficient bandlimit L must be an integer in [1, grid.L={grid.L}], got {L!r}")
+        L = check_transform_args(grid, S2Grid, L, dtype)
         self.grid, self.L = grid, L
         self.longitude = _Longitude(grid, L)
         self.legendre = _LegendreStage(grid, L, forward, dtype, max_table_bytes)

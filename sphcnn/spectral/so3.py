@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ._cache import cached_module
+from ._options import check_transform_args
 from ._tables import TableModule
 from .grids import SO3Grid
 from .wigner import _y_to_z_block, complex_to_real_block
@@ -193,13 +194,7 @@ class _SO3Plan:
 class _SO3Transform(TableModule):
     def __init__(self, grid: SO3Grid, L: int | None, dtype: torch.dtype, forward: bool) -> None:
         super().__init__()
-        if not isinstance(grid, SO3Grid):
-            raise TypeError(f"grid must be an SO3Grid, got {type(grid).__name__}")
-        if dtype not in (torch.float32, torch.float64):
-            raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-        L = grid.L if L is None else L
-        if isinstance(L, bool) or not isinstance(L, int) or not 1 <= L <= grid.L:
-            raise ValueError(f"coefficient bandlimit L must be an integer in [1, grid.L={grid.L}], got {L!r}")
+        L = check_transform_args(grid, SO3Grid, L, dtype)
         self.grid, self.L, self.is_forward = grid, L, forward
         self.plan = _SO3Plan.build(grid, L)
         self.register_buffer("pair_flat", torch.from_numpy(self.plan.pair_flat), persistent=False)
