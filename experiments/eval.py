@@ -56,7 +56,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "num_parameters": count_parameters(model.net),
     }
     metrics.update(to_builtin(trainer.callback_metrics))
-    write_json(output_dir / "metrics.json", metrics)
+    if trainer.is_global_zero:  # with DDP, one process writes
+        write_json(output_dir / "metrics.json", metrics)
     return metrics
 
 

@@ -120,7 +120,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics["test_checkpoint"] = ckpt_path
         metrics.update(to_builtin(trainer.callback_metrics))
 
-    write_json(output_dir / "metrics.json", metrics)
+    if trainer.is_global_zero:  # with DDP, one process writes
+        write_json(output_dir / "metrics.json", metrics)
     return metrics
 
 
