@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from ._cache import cached_module
+from ._fft import threaded
 from ._options import check_transform_args
 from ._tables import TableModule
 from .grids import S2Grid
@@ -132,7 +133,7 @@ class _Longitude:
         """Σ_k f(θ_r, φ_k) e^{−imφ_k} per ring r of ``x [B, *grid]``, complex ``[L, rings, B]``."""
         L = self.L
         if self.grid.kind != "healpix":
-            return torch.fft.rfft(x, dim=-1)[..., :L].permute(2, 1, 0)
+            return threaded(lambda rows: torch.fft.rfft(rows, dim=-1)[..., :L], x, split_dim=1).permute(2, 1, 0)
         m = np.arange(L)
         out = []
         for n, _, pixels, phi0 in self.groups:
@@ -150,7 +151,7 @@ class _Longitude:
             n_phi = self.grid.shape[1]
             kappa = torch.full((L,), n_phi / 2, dtype=w.real.dtype, device=w.device)
             kappa[0] = n_phi
-            return torch.fft.irfft(w * kappa, n=n_phi, dim=-1)
+            return threaded(lambda rows: torch.fft.irfft(rows * kappa, n=n_phi, dim=-1), w, split_dim=1)
         m = np.arange(L)
         out = []
         for n, idx, _, phi0 in self.groups:
