@@ -29,6 +29,7 @@ Example (the committed embedded-digits results; see docs/experiments.md)::
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import math
@@ -59,6 +60,12 @@ TRAINING_VARIANTS = {"NR": ("nr_nr", {"NR/NR": None, "NR/R": "nr_r"}), "R": ("r_
 def quiet_run_overrides() -> list[str]:
     """No progress bar or early stopping in comparison runs (they run unattended, for a fixed budget)."""
     return ["callbacks.rich_progress_bar=null", "callbacks.early_stopping=null", "+trainer.enable_progress_bar=false"]
+
+
+def run_directory(parent: Path, label: str, overrides: Sequence[str]) -> Path:
+    """``parent/<label>_<hash of the overrides>``: a finished run is reused only for the very same settings."""
+    digest = hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:8]
+    return parent / f"{label}_{digest}"
 
 
 def run_once(
@@ -112,7 +119,7 @@ def rotation_runs(cfg: DictConfig) -> list[dict[str, Any]]:
                     f"data.n_train={'null' if spec.n_train is None else spec.n_train}",
                     *quiet_run_overrides(), *cfg.train_overrides,
                 ]
-                run_dir = Path(cfg.runs_dir) / "rotation" / f"{model_name}_train{variant}_seed{seed}"
+                run_dir = run_directory(Path(cfg.runs_dir) / "rotation", f"{model_name}_train{variant}_seed{seed}", overrides)
                 extra = {label: data for label, data in tests.items() if data is not None}
                 metrics = run_once(overrides, run_dir, extra)
                 for setting, data in tests.items():
@@ -142,7 +149,7 @@ def data_efficiency_runs(cfg: DictConfig) -> list[dict[str, Any]]:
                     f"trainer.check_val_every_n_epoch={max(1, epochs // spec.validations)}",
                     *quiet_run_overrides(), *cfg.train_overrides,
                 ]
-                run_dir = Path(cfg.runs_dir) / "data_efficiency" / f"{label}_n{n_train}_seed{seed}"
+                run_dir = run_directory(Path(cfg.runs_dir) / "data_efficiency", f"{label}_n{n_train}_seed{seed}", overrides)
                 metrics = run_once(overrides, run_dir)
                 rows.append(
                     run_row(metrics, model=label, setting="NR/R", seed=seed, test_acc=metrics["test/acc"],
