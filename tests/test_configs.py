@@ -238,3 +238,23 @@ def test_spherical_mnist_configs_train_one_batch_on_the_embedded_digits(tmp_path
     )
     metrics = train(cfg)
     assert 0.0 <= metrics["test/acc"] <= 1.0 and math.isfinite(metrics["test/loss"])
+
+
+def test_logger_and_trainer_groups_compose(tmp_path):
+    import hydra
+
+    cfg = compose_config("train.yaml", ["logger=many_loggers", "trainer=ddp"], tmp_path)
+    assert set(cfg.logger) == {"csv", "tensorboard"}
+    assert cfg.logger.tensorboard.save_dir == f"{tmp_path}/tensorboard/"
+    assert cfg.trainer.strategy == "ddp" and cfg.trainer.accelerator == "gpu"
+    assert compose_config("train.yaml", ["trainer=gpu"], tmp_path).trainer.accelerator == "gpu"
+    assert set(compose_config("train.yaml", [], tmp_path).callbacks) == {
+        "model_checkpoint", "last_checkpoint", "early_stopping", "model_summary", "rich_progress_bar", "throughput"
+    }
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(Exception, match="tensorboard"):
+            hydra.utils.instantiate(cfg.logger.tensorboard)
+    else:
+        assert hydra.utils.instantiate(cfg.logger.tensorboard).log_dir.startswith(str(tmp_path))
