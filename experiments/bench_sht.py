@@ -305,6 +305,8 @@ def _child(case: Case, conn) -> None:
         __import__({"torch-harmonics": "torch_harmonics"}.get(case.lib, case.lib))
         if case.lib == "sphcnn":
             import sphcnn.spectral  # noqa: F401
+        if case.grid == "healpix":
+            import healpy  # noqa: F401  (sphcnn's HEALPix grid imports it lazily: keep that out of setup time)
         base = _peak_rss_mb()
         t0 = time.perf_counter()
         fwd, inv, make_input, make_coeffs, rel_err, _ = _SETUP[case.lib](case)
