@@ -102,65 +102,83 @@ class _RingPlan:
         return sum((m1 - m0) * (self.L - m0) * self.north.size for m0, m1 in self.m_blocks) * itemsize
 
     def block_tables(self, m0: int, m1: int, forward: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(even, odd) parity tables of one m-block, float64 ``[m1−m0, n_d, n_north]``."""
+        """(even, odd) parity tables of one m-block, float64 ``[m1−m0, n_d, n_north]`` (synthesis: transposed)."""
         lam = legendre_block(self.L, self.theta_north, m0, m1)
         scale = np.where(np.arange(m0, m1) == 0, 1.0, math.sqrt(2))[:, None, None]
         lam = lam * scale
         if forward:
             lam = lam * self.weight_north[None, None, :]
-        return lam[:, 0::2], lam[:, 1::2]
+            return lam[:, 0::2], lam[:, 1::2]
+        # synthesis contracts over degrees: store [m, ring, d] so its matmul reads a contiguous table
+        return (np.ascontiguousarray(t.transpose(0, 2, 1)) for t in (lam[:, 0::2], lam[:, 1::2]))
 
 
-class _Longitude:
-    """Fourier stage along rings: grid ↔ X[..., ring, m] for m = 0 … L−1."""
+class _Longitude(TableModule):
+    """Fourier stage along rings: grid ↔ X[m, ring, batch] for m = 0 … L−1.
 
-    def __init__(self, grid: S2Grid, L: int) -> None:
-        self.grid = grid
-        self.L = L
+    HEALPix rings of equal length are transformed together; their pixel
+    indices, phase factors e^{∓imφ₀} and aliasing folds m mod n are buffers.
+    """
+
+    def __init__(self, grid: S2Grid, L: int, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.grid, self.L = grid, L
+        self.group_sizes: list[int] = []
         if grid.kind == "healpix":
             rings = grid.rings()
-            self.groups = []
-            for n in np.unique(rings.count):
+            ring_cat, pix_cat = [], []
+            for g, n in enumerate(np.unique(rings.count)):
                 idx = np.flatnonzero(rings.count == n)
-                pixels = rings.start[idx][:, None] + np.arange(n)[None, :]
-                self.groups.append((int(n), idx, pixels.reshape(-1), rings.phi0[idx]))
-            ring_cat = np.concatenate([g[1] for g in self.groups])
-            self.ring_inverse = torch.from_numpy(np.argsort(ring_cat))
-            pix_cat = np.concatenate([g[2] for g in self.groups])
-            self.pixel_inverse = torch.from_numpy(np.argsort(pix_cat))
+                pixels = (rings.start[idx][:, None] + np.arange(n)[None, :]).reshape(-1)
+                self.group_sizes.append(int(n))
+                self.register_buffer(f"pixels_{g}", torch.from_numpy(pixels), persistent=False)
+                self.register_buffer(f"rings_{g}", torch.from_numpy(idx), persistent=False)
+                self.register_buffer(f"fold_{g}", torch.from_numpy(np.arange(L) % n), persistent=False)
+                ring_cat.append(idx)
+                pix_cat.append(pixels)
+            self.register_buffer("ring_inverse", torch.from_numpy(np.argsort(np.concatenate(ring_cat))),
+                                 persistent=False)
+            self.register_buffer("pixel_inverse", torch.from_numpy(np.argsort(np.concatenate(pix_cat))),
+                                 persistent=False)
+        self._build_tables(dtype, torch.device("cpu"))
+
+    def _build_tables(self, dtype: torch.dtype, device: torch.device) -> None:
+        self.table_dtype = dtype
+        cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+        if self.grid.kind != "healpix":
+            kappa = np.full(self.L, self.grid.shape[1] / 2)
+            kappa[0] = self.grid.shape[1]  # irfft halves all but the m = 0 term
+            self.register_buffer("kappa", torch.from_numpy(kappa).to(dtype=dtype, device=device), persistent=False)
+            return
+        rings = self.grid.rings()
+        for g, n in enumerate(self.group_sizes):
+            phi0 = rings.phi0[rings.count == n]
+            phase = torch.from_numpy(np.exp(-1j * np.outer(phi0, np.arange(self.L))))
+            self.register_buffer(f"phase_{g}", phase.to(dtype=cdtype, device=device), persistent=False)
 
     def analysis(self, x: torch.Tensor) -> torch.Tensor:
         """Σ_k f(θ_r, φ_k) e^{−imφ_k} per ring r of ``x [B, *grid]``, complex ``[L, rings, B]``."""
         L = self.L
         if self.grid.kind != "healpix":
             return threaded(lambda rows: torch.fft.rfft(rows, dim=-1)[..., :L], x, split_dim=1).permute(2, 1, 0)
-        m = np.arange(L)
         out = []
-        for n, _, pixels, phi0 in self.groups:
-            ring = x[..., torch.from_numpy(pixels).to(x.device)].unflatten(-1, (-1, n))
-            spec = torch.fft.fft(ring, dim=-1)[..., torch.from_numpy(m % n).to(x.device)]
-            phase = torch.from_numpy(np.exp(-1j * np.outer(phi0, m))).to(device=x.device, dtype=spec.dtype)
-            out.append(spec * phase)
-        return torch.cat(out, dim=-2)[..., self.ring_inverse.to(x.device), :].permute(2, 1, 0)
+        for g, n in enumerate(self.group_sizes):
+            ring = x[..., getattr(self, f"pixels_{g}")].unflatten(-1, (-1, n))
+            out.append(torch.fft.fft(ring, dim=-1)[..., getattr(self, f"fold_{g}")] * getattr(self, f"phase_{g}"))
+        return torch.cat(out, dim=-2)[..., self.ring_inverse, :].permute(2, 1, 0)
 
     def synthesis(self, w: torch.Tensor) -> torch.Tensor:
         """f(θ_r, φ_k) = Re Σ_m W_rm e^{imφ_k} ``[B, *grid]``, from complex ``w [L, rings, B]``."""
-        L = self.L
         w = w.permute(2, 1, 0)
         if self.grid.kind != "healpix":
             n_phi = self.grid.shape[1]
-            kappa = torch.full((L,), n_phi / 2, dtype=w.real.dtype, device=w.device)
-            kappa[0] = n_phi
-            return threaded(lambda rows: torch.fft.irfft(rows * kappa, n=n_phi, dim=-1), w, split_dim=1)
-        m = np.arange(L)
+            return threaded(lambda rows: torch.fft.irfft(rows * self.kappa, n=n_phi, dim=-1), w, split_dim=1)
         out = []
-        for n, idx, _, phi0 in self.groups:
-            rows = w[..., torch.from_numpy(idx).to(w.device), :]
-            phase = torch.from_numpy(np.exp(1j * np.outer(phi0, m))).to(device=w.device, dtype=w.dtype)
-            folded = torch.zeros(*rows.shape[:-1], n, dtype=w.dtype, device=w.device)
-            folded = folded.index_add(-1, torch.from_numpy(m % n).to(w.device), rows * phase)
+        for g, n in enumerate(self.group_sizes):
+            rows = w[..., getattr(self, f"rings_{g}"), :] * getattr(self, f"phase_{g}").conj()
+            folded = rows.new_zeros(*rows.shape[:-1], n).index_add(-1, getattr(self, f"fold_{g}"), rows)
             out.append((torch.fft.ifft(folded, dim=-1) * n).real.flatten(-2))
-        return torch.cat(out, dim=-1)[..., self.pixel_inverse.to(w.device)]
+        return torch.cat(out, dim=-1)[..., self.pixel_inverse]
 
 
 class _LegendreStage(TableModule):
@@ -227,10 +245,10 @@ class _LegendreStage(TableModule):
         for i, (m0, m1) in enumerate(self.plan.m_blocks):
             t_even, t_odd = self._tables(i, m0, m1)
             for table, dest in ((t_even, even_out), (t_odd, odd_out)):
-                mb, n_d, _ = table.shape
+                mb, _, n_d = table.shape
                 rhs = rows[pos: pos + mb * n_d].reshape(mb, n_d, 2 * B)
                 pos += mb * n_d
-                dest.append(torch.bmm(table.transpose(1, 2), rhs))  # [mb, n_north, 2B]
+                dest.append(torch.bmm(table, rhs))  # [mb, n_north, 2B]
         even, odd = torch.cat(even_out), torch.cat(odd_out)
         north, south = even + odd, (even - odd)[:, self.paired_slot]
         rings = torch.cat((north, south), dim=1)[:, self.ring_order]  # [L, rings, 2B]
@@ -243,7 +261,7 @@ class _TransformBase(nn.Module):
         super().__init__()
         L = check_transform_args(grid, S2Grid, L, dtype)
         self.grid, self.L = grid, L
-        self.longitude = _Longitude(grid, L)
+        self.longitude = _Longitude(grid, L, dtype)
         self.legendre = _LegendreStage(grid, L, forward, dtype, max_table_bytes)
 
     def _check_dtype(self, x: torch.Tensor, name: str) -> None:
