@@ -198,6 +198,10 @@ class _SO3Transform(TableModule):
         self.grid, self.L, self.is_forward = grid, L, forward
         self.plan = _SO3Plan.build(grid, L)
         self.register_buffer("pair_flat", torch.from_numpy(self.plan.pair_flat), persistent=False)
+        n_ag = grid.shape[1]
+        source = np.full(n_ag * (n_ag // 2 + 1), self.plan.pair_m.size)  # rfft2 bin → pair (or the zero column)
+        source[self.plan.pair_flat] = np.arange(self.plan.pair_m.size)
+        self.register_buffer("spectrum_source", torch.from_numpy(source), persistent=False)
         basis = self.plan.real_basis_map() if forward else self.plan.complex_basis_map()
         self.register_buffer("basis_src", torch.from_numpy(basis[0]), persistent=False)
         self._basis = basis[1:]
@@ -231,7 +235,7 @@ class SO3FFT(_SO3Transform):
         f = f.reshape(-1, *self.grid.shape)
         B, n_beta = f.shape[0], self.grid.shape[0]
         # Σ_{α,γ} f e^{−imα} e^{−inγ}, n ≥ 0, gathered per (m, n) pair: [pairs, β, 2B]
-        spec = torch.fft.fft(torch.fft.rfft(f, dim=-1), dim=-2).reshape(B, n_beta, -1)[..., self.pair_flat]
+        spec = torch.fft.rfft2(f).reshape(B, n_beta, -1)[..., self.pair_flat]
         spec = torch.view_as_real(spec.permute(2, 1, 0).contiguous()).reshape(-1, n_beta, 2 * B)
         rows = []
         for i, (p0, p1, _) in enumerate(self.plan.blocks):
@@ -270,7 +274,8 @@ class InverseSO3FFT(_SO3Transform):
         spec = torch.view_as_complex(torch.cat(spec).reshape(-1, n_beta, B, 2))
         # f = Σ S e^{−imα−inγ} = Re Σ S̄ e^{+i…}: an inverse real FFT of S̄ (n ≥ 0 half)
         Z = spec.conj().permute(2, 1, 0)  # [B, β, pairs]
-        full = Z.new_zeros(B, n_beta, n_ag * (n_ag // 2 + 1)).index_copy(-1, self.pair_flat, Z)
+        # place pairs into the rfft2 layout by one gather (a zero column stands in for unused bins)
+        full = torch.cat((Z, Z.new_zeros(B, n_beta, 1)), dim=-1)[..., self.spectrum_source]
         f = torch.fft.irfft2(full.reshape(B, n_beta, n_ag, n_ag // 2 + 1), s=(n_ag, n_ag)) * (n_ag * n_ag)
         return f.reshape(*batch, *self.grid.shape)
 
