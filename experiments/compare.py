@@ -356,7 +356,7 @@ def plot_rotation(summary: Sequence[dict[str, Any]], path: Path, title: str) -> 
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 105)
     ax.set_title(title, fontsize=9)
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
