@@ -151,9 +151,10 @@ def test_readouts(gen):
 def test_s2cnn_layout_and_parameter_count():
     from sphcnn.models import count_parameters
 
-    model = S2CNN()
+    model = S2CNN(feature_norm=False)
     assert count_parameters(model) == 154_550  # s2cnn "original" with its 24 + 192 point kernel grids
     assert model(torch.randn(2, 1, 60, 60)).shape == (2, 10)
+    assert count_parameters(S2CNN()) == 154_550 + 2 * 40  # BatchNorm1d on the invariant features
 
 
 @pytest.mark.parametrize("activation,oversampling", [("silu", 8), pytest.param("relu", 10, marks=pytest.mark.slow)])
@@ -162,7 +163,7 @@ def test_network_is_invariant_to_rotations(activation, oversampling, gen):
     grid = S2Grid(30, "dh")
     f, f_rot, _, _ = rotated_signal_pair(10, grid, None, 1, generator=gen)
     torch.manual_seed(0)
-    model = S2CNN(channels=(3, 3), oversampling=oversampling, activation=activation).double()
+    model = S2CNN(channels=(3, 3), oversampling=oversampling, activation=activation).double().eval()
     with torch.no_grad():
         assert relative_error(model(f_rot.unsqueeze(1)), model(f.unsqueeze(1))) < 1e-5
 

@@ -23,13 +23,25 @@ Activation = Literal["relu", "silu", "softplus", "tanh"]
 _ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "softplus": nn.Softplus, "tanh": nn.Tanh}
 
 
+def invariant_head(features: int, num_classes: int, feature_norm: bool) -> nn.Module:
+    """Linear classifier on invariant features, optionally after BatchNorm1d of those features.
+
+    The features are integrals over SO(3) of ReLU outputs: their spread across inputs is a
+    small fraction of their mean (≈ 0.2 ± 0.04 at initialization on normalized digits), so a
+    bare linear head learns slowly (s2cnn gets away without it by feeding 0–255 pixel values).
+    Normalizing invariant features keeps the model exactly invariant.
+    """
+    linear = nn.Linear(features, num_classes)
+    return nn.Sequential(nn.BatchNorm1d(features), linear) if feature_norm else linear
+
+
 def make_activation(name: Activation) -> nn.Module:
     """A pointwise nonlinearity by name; smooth ones alias less on a finite grid."""
     return _ACTIVATIONS[check_option("activation", name, Activation)]()
 
 
 class S2CNN(Blueprint):
-    """The s2cnn MNIST layout (Cohen et al. 2018), 154,550 parameters at the defaults.
+    """The s2cnn MNIST layout (Cohen et al. 2018): 154,550 parameters with ``feature_norm=False``.
 
     S² conv 1→20 (L 30→10), ReLU on the SO(3) grid, SO(3) conv 20→40 (L 10→6),
     ReLU, integration over SO(3), linear 40→10. As in s2cnn the first ReLU's output
@@ -39,12 +51,14 @@ class S2CNN(Blueprint):
     Args:
         grid: input grid kind and bandlimit (default Driscoll–Healy L = 30: 60 × 60 images).
         oversampling: SO(3) grid bandlimit / signal bandlimit for the ReLUs (1 = s2cnn's grid).
+        feature_norm: BatchNorm1d on the 40 invariant features before the linear layer
+            (+80 parameters; see :func:`invariant_head` for why it is the default).
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, L_in: int = 30,
                  grid: Literal["dh", "gl"] = "dh", channels: Sequence[int] = (20, 40),
                  bandlimits: Sequence[int] = (10, 6), kernel: KernelKind = "localized",
-                 oversampling: float = 1.0, activation: Activation = "relu") -> None:
+                 oversampling: float = 1.0, activation: Activation = "relu", feature_norm: bool = True) -> None:
         check_option("grid", grid, Literal["dh", "gl"])
         if len(channels) != 2 or len(bandlimits) != 2:
             raise ValueError("S2CNN has two convolutions: give two channels and two bandlimits")
@@ -56,7 +70,7 @@ class S2CNN(Blueprint):
                   nonlinearity=SO3Activation(L2, 1, make_activation(activation), oversampling)),
         ]
         self.input_shape = (in_channels, *S2Grid(L_in, grid).shape)
-        super().__init__(blocks, SO3Integrate(), nn.Linear(c2, num_classes))
+        super().__init__(blocks, SO3Integrate(), invariant_head(c2, num_classes, feature_norm))
 
 
 class DeepS2CNN(Blueprint):
@@ -71,7 +85,7 @@ class DeepS2CNN(Blueprint):
                  grid: Literal["dh", "gl"] = "dh", channels: Sequence[int] = (16, 32, 48),
                  bandlimits: Sequence[int] = (10, 8, 6), blocks_per_stage: int = 1,
                  kernel: KernelKind = "localized", oversampling: float = 1.0,
-                 activation: Activation = "relu") -> None:
+                 activation: Activation = "relu", feature_norm: bool = True) -> None:
         check_option("grid", grid, Literal["dh", "gl"])
         if len(channels) != len(bandlimits) or not channels:
             raise ValueError("give one bandlimit per stage: len(channels) == len(bandlimits) >= 1")
@@ -96,7 +110,7 @@ class DeepS2CNN(Blueprint):
                                     nonlinearity=act(L), residual=True,
                                     shortcut=None))
         self.input_shape = (in_channels, *S2Grid(L_in, grid).shape)
-        super().__init__(blocks, SO3Integrate(), nn.Linear(c, num_classes))
+        super().__init__(blocks, SO3Integrate(), invariant_head(c, num_classes, feature_norm))
 
 
-__all__ = ["S2CNN", "DeepS2CNN", "make_activation"]
+__all__ = ["S2CNN", "DeepS2CNN", "invariant_head", "make_activation"]

@@ -1,0 +1,58 @@
+"""Does S2CNN learn without normalizing its invariant features? Train both variants briefly and print accuracies.
+
+    python experiments/ablation_feature_norm.py --n-train 1000 --epochs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from sphcnn.data.datamodule import SphericalMNISTDataModule
+from sphcnn.models import S2CNN
+
+
+def train(feature_norm: bool, batches: list, epochs: int, lr: float, seed: int) -> list[tuple[int, float, float]]:
+    torch.manual_seed(seed)
+    model = S2CNN(feature_norm=feature_norm)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    history = []
+    for epoch in range(epochs):
+        total_loss = total_acc = 0.0
+        for x, y in batches:
+            out = model(x)
+            loss = torch.nn.functional.cross_entropy(out, y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total_loss += loss.item()
+            total_acc += (out.argmax(1) == y).float().mean().item()
+        history.append((epoch, total_loss / len(batches), total_acc / len(batches)))
+    return history
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n-train", type=int, default=1000)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lr", type=float, default=5e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    dm = SphericalMNISTDataModule(setting="NR/NR", n_train=args.n_train, batch_size=32, seed=args.seed)
+    dm.prepare_data()
+    dm.setup("fit")
+    batches = list(dm.train_dataloader())
+    print("| feature_norm | epoch | train loss | train accuracy | seconds |")
+    print("|---|--:|--:|--:|--:|")
+    for feature_norm in (False, True):
+        start = time.time()
+        for epoch, loss, acc in train(feature_norm, batches, args.epochs, args.lr, args.seed):
+            print(f"| {feature_norm} | {epoch} | {loss:.3f} | {100 * acc:.1f} % | {time.time() - start:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
