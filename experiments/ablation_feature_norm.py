@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     dm.prepare_data()
     dm.setup("fit")
     batches = list(dm.train_dataloader())
-    print("| feature_norm | epoch | train loss | train accuracy | seconds |")
+    print("| feature_norm | epoch | train loss | train accuracy | seconds (whole run) |")
     print("|---|--:|--:|--:|--:|")
     for feature_norm in (False, True):
         start = time.time()
