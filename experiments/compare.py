@@ -446,7 +446,7 @@ def compare(cfg: DictConfig, command: str = "python experiments/compare.py") -> 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="compare.yaml")
 def main(cfg: DictConfig) -> None:
-    command = " ".join(["python experiments/compare.py", *sys.argv[1:]])
+    command = cfg.command or " ".join(["python experiments/compare.py", *sys.argv[1:]])
     compare(cfg, command)
     for name in ("rotation.md", "data_efficiency.md", "throughput.md"):
         path = Path(cfg.results_dir) / name
