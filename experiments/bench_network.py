@@ -5,7 +5,7 @@ Driscoll–Healy images (L = 30): S² conv 1→20 (degrees < 10), ReLU on the SO
 grid read back to degrees < 6, SO(3) conv 20→40 (degrees < 6), ReLU,
 integration over SO(3), linear 40→10; 154,550 parameters in both.
 
-* ``sphcnn``: ``sphcnn.models.S2CNN()`` (defaults: localized kernels, oversampling 1).
+* ``sphcnn``: ``sphcnn.models.S2CNN(feature_norm=False)`` (exactly the s2cnn layout: localized kernels, oversampling 1).
 * ``e3nn``: :class:`E3nnS2CNN` below, built from e3nn layers as in e3nn's s2cnn
   example: ``o3.FromS2Grid`` (e3nn's (60, 60) grid, β_j = π(j+½)/60, α_k = 2πk/60,
   is exactly the DH grid), S² convolution = ``o3.Linear(s2_irreps, so3_irreps,
@@ -155,7 +155,7 @@ def build_models(aspects: list[int], channels: tuple[int, int] = (20, 40)) -> di
     from sphcnn.models import S2CNN
 
     torch.manual_seed(0)
-    models = {"sphcnn S2CNN()": S2CNN(channels=channels)}
+    models = {"sphcnn S2CNN(feature_norm=False)": S2CNN(channels=channels, feature_norm=False)}
     for a in aspects:
         models[f"e3nn (SO3Activation aspect_ratio={a})"] = E3nnS2CNN(channels=channels, aspect_ratio=a)
     return models
