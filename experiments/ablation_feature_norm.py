@@ -1,4 +1,4 @@
-"""Does S2CNN learn without normalizing its invariant features? Train both variants briefly and print accuracies.
+"""S2CNN with and without BatchNorm1d on its invariant features: train briefly, print train and test accuracy (NR/NR).
 
     python experiments/ablation_feature_norm.py --n-train 1000 --epochs 3
 """
@@ -14,7 +14,16 @@ from sphcnn.data.datamodule import SphericalMNISTDataModule
 from sphcnn.models import S2CNN
 
 
-def train(feature_norm: bool, batches: list, epochs: int, lr: float, seed: int) -> list[tuple[int, float, float]]:
+def evaluate(model: torch.nn.Module, batches: list) -> float:
+    model.eval()
+    with torch.no_grad():
+        correct = sum((model(x).argmax(1) == y).sum().item() for x, y in batches)
+    model.train()
+    return correct / sum(len(y) for _, y in batches)
+
+
+def train(feature_norm: bool, batches: list, test: list, epochs: int, lr: float,
+          seed: int) -> list[tuple[int, float, float, float]]:
     torch.manual_seed(seed)
     model = S2CNN(feature_norm=feature_norm)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -29,7 +38,7 @@ def train(feature_norm: bool, batches: list, epochs: int, lr: float, seed: int) 
             opt.step()
             total_loss += loss.item()
             total_acc += (out.argmax(1) == y).float().mean().item()
-        history.append((epoch, total_loss / len(batches), total_acc / len(batches)))
+        history.append((epoch, total_loss / len(batches), total_acc / len(batches), evaluate(model, test)))
     return history
 
 
@@ -45,13 +54,15 @@ def main(argv: list[str] | None = None) -> None:
     dm = SphericalMNISTDataModule(setting="NR/NR", n_train=args.n_train, batch_size=32, seed=args.seed)
     dm.prepare_data()
     dm.setup("fit")
-    batches = list(dm.train_dataloader())
-    print("| feature_norm | epoch | train loss | train accuracy | seconds (whole run) |")
-    print("|---|--:|--:|--:|--:|")
+    dm.setup("test")
+    batches, test = list(dm.train_dataloader()), list(dm.test_dataloader())
+    print("| feature_norm | epoch | train loss | train accuracy | test accuracy (eval mode) | seconds (whole run) |")
+    print("|---|--:|--:|--:|--:|--:|")
     for feature_norm in (False, True):
         start = time.time()
-        for epoch, loss, acc in train(feature_norm, batches, args.epochs, args.lr, args.seed):
-            print(f"| {feature_norm} | {epoch} | {loss:.3f} | {100 * acc:.1f} % | {time.time() - start:.0f} |", flush=True)
+        for epoch, loss, acc, test_acc in train(feature_norm, batches, test, args.epochs, args.lr, args.seed):
+            print(f"| {feature_norm} | {epoch} | {loss:.3f} | {100 * acc:.1f} % | {100 * test_acc:.1f} % "
+                  f"| {time.time() - start:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
