@@ -88,47 +88,47 @@ def _u_entry(i: np.ndarray, m: np.ndarray) -> np.ndarray:
 class _SO3Plan:
     """Index bookkeeping of the SO(3) transform for one (grid, L); numpy.
 
-    The β-contraction runs over "rows" (ℓ, m, n) with n ≥ 0 (real input:
-    the n < 0 half follows by conjugation), grouped by k = max(|m|, n) into
-    blocks; a block holds pairs (m, n) with k ∈ [k0, k1) and rows ℓ = k0 … L−1
-    (rows with ℓ < k are padding, their table entries are zero).
+    The β-contraction runs over "rows" (ℓ, m, n) with n ≥ 0 (real input: the n < 0
+    half follows by conjugation). Pairs (m, n) are ordered as the 2-D FFT lays them
+    out (m ascending, then n), and blocked by contiguous runs of m of one sign, so
+    each block's spectrum is one rectangle of FFT bins: moving data between the FFT
+    and the contraction is a strided copy, never a gather. A block with
+    |m| ≥ k0 holds rows ℓ = k0 … L−1 for each of its pairs (rows with
+    ℓ < max(|m|, n) are padding: zero table entries, about a third of the work).
     """
 
     L: int
     blocks: tuple[tuple[int, int, int], ...]  # (first pair, last pair + 1, k0)
+    block_m: tuple[tuple[int, int], ...]  # (first m, last m + 1) of each block
     pair_m: np.ndarray
     pair_n: np.ndarray
-    pair_flat: np.ndarray  # index of (m mod n_α, n) in the flattened rfft2 spectrum
     pair_row0: np.ndarray  # row of (ℓ = k0, m, n) for each pair
     pair_k0: np.ndarray
-    pair_lookup: np.ndarray  # [2L−1, L]: pair index of (m, n), at [m + L − 1, n]
     n_rows: int
 
     @staticmethod
-    def build(grid: SO3Grid, L: int) -> "_SO3Plan":
-        n_ag = grid.shape[1]
-        kb = max(1, L // 16)
-        pm, pn, pk0, blocks = [], [], [], []
-        for k0 in range(0, L, kb):
-            first = len(pm)
-            for k in range(k0, min(k0 + kb, L)):
-                ring = [(m, k) for m in range(-k, k + 1)] + [(m, n) for m in ((-k, k) if k else ()) for n in range(k)]
-                pm += [m for m, _ in ring]
-                pn += [n for _, n in ring]
-                pk0 += [k0] * len(ring)
-            blocks.append((first, len(pm), k0))
-        pm, pn, pk0 = np.array(pm), np.array(pn), np.array(pk0)
+    def build(L: int) -> "_SO3Plan":
+        width = max(1, L // 8)
+        ms = np.arange(-(L - 1), L)
+        key = np.where(ms < 0, -1 - (-ms - 1) // width, ms // width)  # runs of |m| of one sign
+        pm = np.repeat(ms, L)
+        pn = np.tile(np.arange(L), ms.size)
+        blocks, block_m, pk0 = [], [], np.zeros(pm.size, dtype=np.int64)
+        for k in np.unique(key):
+            run = ms[key == k]
+            k0 = int(np.abs(run).min())
+            p0, p1 = (int(run[0]) + L - 1) * L, (int(run[-1]) + L) * L
+            blocks.append((p0, p1, k0))
+            block_m.append((int(run[0]), int(run[-1]) + 1))
+            pk0[p0:p1] = k0
         rows_per_pair = L - pk0
         row0 = np.concatenate(([0], np.cumsum(rows_per_pair)[:-1]))
-        lookup = np.full((2 * L - 1, L), -1)
-        lookup[pm + L - 1, pn] = np.arange(pm.size)
-        return _SO3Plan(L=L, blocks=tuple(blocks), pair_m=pm, pair_n=pn,
-                        pair_flat=(pm % n_ag) * (n_ag // 2 + 1) + pn, pair_row0=row0, pair_k0=pk0,
-                        pair_lookup=lookup, n_rows=int(rows_per_pair.sum()))
+        return _SO3Plan(L=L, blocks=tuple(blocks), block_m=tuple(block_m), pair_m=pm, pair_n=pn,
+                        pair_row0=row0, pair_k0=pk0, n_rows=int(rows_per_pair.sum()))
 
     def row(self, ell: np.ndarray, m: np.ndarray, n: np.ndarray) -> np.ndarray:
         """Row index of (ℓ, m, n ≥ 0)."""
-        p = self.pair_lookup[m + self.L - 1, n]
+        p = (m + self.L - 1) * self.L + n
         return self.pair_row0[p] + ell - self.pair_k0[p]
 
     def _coefficients(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -139,7 +139,8 @@ class _SO3Plan:
         return ell, i, j
 
     def tables(self, grid: SO3Grid, forward: bool) -> list[np.ndarray]:
-        """Per block ``[pairs, L − k0, n_β]``: d^ℓ_mn(β)·(β weight) (forward) or (2ℓ+1)·d^ℓ_mn(β) (inverse)."""
+        """Per block: ``[pairs, L − k0, n_β]`` of d^ℓ_mn(β)·(β weight) (forward), or
+        ``[pairs, n_β, L − k0]`` of (2ℓ+1)·d^ℓ_mn(β) (inverse)."""
         beta, w = grid.beta_nodes, grid.beta_weights
         n_ag = grid.shape[1]
         out = [np.zeros((p1 - p0, self.L - k0, beta.size)) for p0, p1, k0 in self.blocks]
@@ -151,7 +152,7 @@ class _SO3Plan:
                 ok = np.maximum(np.abs(m), n) <= ell
                 if ell >= k0 and ok.any():
                     table[np.flatnonzero(ok), ell - k0, :] = d[:, m[ok] + ell, n[ok] + ell].T
-        return out
+        return out if forward else [np.ascontiguousarray(t.transpose(0, 2, 1)) for t in out]
 
     def real_basis_map(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """F^ℓ_ij = Σ_t a_t Re(row_t) + b_t Im(row_t): real block F = Ū G Uᵀ from rows G(ℓ, m, n ≥ 0).
@@ -196,12 +197,7 @@ class _SO3Transform(TableModule):
         super().__init__()
         L = check_transform_args(grid, SO3Grid, L, dtype)
         self.grid, self.L, self.is_forward = grid, L, forward
-        self.plan = _SO3Plan.build(grid, L)
-        self.register_buffer("pair_flat", torch.from_numpy(self.plan.pair_flat), persistent=False)
-        n_ag = grid.shape[1]
-        source = np.full(n_ag * (n_ag // 2 + 1), self.plan.pair_m.size)  # rfft2 bin → pair (or the zero column)
-        source[self.plan.pair_flat] = np.arange(self.plan.pair_m.size)
-        self.register_buffer("spectrum_source", torch.from_numpy(source), persistent=False)
+        self.plan = _SO3Plan.build(L)
         basis = self.plan.real_basis_map() if forward else self.plan.complex_basis_map()
         self.register_buffer("basis_src", torch.from_numpy(basis[0]), persistent=False)
         self._basis = basis[1:]
@@ -213,6 +209,7 @@ class _SO3Transform(TableModule):
             self.register_buffer(f"table_{i}", torch.from_numpy(table).to(dtype=dtype, device=device),
                                  persistent=False)
         for name, value in zip(("basis_a", "basis_b"), self._basis):
+            value = value if self.is_forward else value * (1, -1)[name == "basis_b"]  # inverse: rows conjugated
             self.register_buffer(name, torch.from_numpy(value).to(dtype=dtype, device=device), persistent=False)
 
     def extra_repr(self) -> str:
@@ -234,16 +231,72 @@ class SO3FFT(_SO3Transform):
         batch = f.shape[:-3]
         f = f.reshape(-1, *self.grid.shape)
         B, n_beta = f.shape[0], self.grid.shape[0]
-        # Σ_{α,γ} f e^{−imα} e^{−inγ}, n ≥ 0, gathered per (m, n) pair: [pairs, β, 2B]
-        spec = torch.fft.rfft2(f).reshape(B, n_beta, -1)[..., self.pair_flat]
-        spec = torch.view_as_real(spec.permute(2, 1, 0).contiguous()).reshape(-1, n_beta, 2 * B)
-        rows = []
-        for i, (p0, p1, _) in enumerate(self.plan.blocks):
-            rows.append(torch.bmm(getattr(self, f"table_{i}"), spec[p0:p1]).reshape(-1, B, 2))
+        # Σ_{α,γ} f e^{−imα} e^{−inγ} for n ≥ 0, pair-major: [(m, n), β, 2B]
+        pairs = _GridToPairs.apply(f, self.L)
+        blocks = pairs.reshape(-1, n_beta, 2 * B).split([p1 - p0 for p0, p1, _ in self.plan.blocks])
+        rows = [torch.bmm(getattr(self, f"table_{i}"), block).reshape(-1, B, 2) for i, block in enumerate(blocks)]
         rows = torch.cat(rows)
         src = self.basis_src
         out = (self.basis_a.unsqueeze(-1) * rows[src, :, 0] + self.basis_b.unsqueeze(-1) * rows[src, :, 1]).sum(0)
         return out.T.reshape(*batch, -1)
+
+
+def _bins_to_pairs(spec: torch.Tensor, L: int) -> torch.Tensor:
+    """FFT bins ``[B, β, n_α, n_γ, 2]`` → pair-major ``[2L−1 (m = −L+1 … L−1), L (n), β, B, 2]``."""
+    n_alpha = spec.shape[2]
+    out = spec.new_empty(2 * L - 1, L, spec.shape[1], spec.shape[0], 2)
+    out[: L - 1].copy_(spec[:, :, n_alpha - L + 1:, :L].permute(2, 3, 1, 0, 4))
+    out[L - 1:].copy_(spec[:, :, :L, :L].permute(2, 3, 1, 0, 4))
+    return out
+
+
+def _pairs_to_bins(pairs: torch.Tensor, n_alpha: int, n_gamma_bins: int) -> torch.Tensor:
+    """The adjoint of :func:`_bins_to_pairs`: bins of orders ≥ L are zero."""
+    L = pairs.shape[1]
+    spec = pairs.new_zeros(pairs.shape[3], pairs.shape[2], n_alpha, n_gamma_bins, 2)
+    spec[:, :, n_alpha - L + 1:, :L].copy_(pairs[: L - 1].permute(3, 2, 0, 1, 4))
+    spec[:, :, :L, :L].copy_(pairs[L - 1:].permute(3, 2, 0, 1, 4))
+    return spec
+
+
+def _half_spectrum_weight(pairs: torch.Tensor) -> torch.Tensor:
+    """1 for n = 0, ½ for n > 0 (broadcasts over pairs): a real inverse FFT counts n > 0 twice."""
+    w = pairs.new_full((pairs.shape[1], 1, 1, 1), 0.5)
+    w[0] = 1
+    return w
+
+
+class _GridToPairs(torch.autograd.Function):
+    """Samples ``[B, β, n_α, n_γ]`` → unnormalized 2-D spectrum, pair-major ``[2L−1, L, β, B, 2]``.
+
+    Hand-written adjoints: autograd's own would go through a full complex FFT of the
+    zero-padded spectrum and allocate a full-size gradient per slice.
+    """
+
+    @staticmethod
+    def forward(ctx, f: torch.Tensor, L: int) -> torch.Tensor:  # noqa: ANN001
+        ctx.n_gamma = f.shape[-1]
+        return _bins_to_pairs(torch.view_as_real(torch.fft.rfft2(f)), L)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
+        return _PairsToGrid.apply(grad * _half_spectrum_weight(grad), ctx.n_gamma), None
+
+
+class _PairsToGrid(torch.autograd.Function):
+    """f = Re Σ_{m, n ≥ 0} c_n S_mn e^{i(mα + nγ)}, c_0 = 1, c_n = 2: pairs → samples."""
+
+    @staticmethod
+    def forward(ctx, pairs: torch.Tensor, n_gamma: int) -> torch.Tensor:  # noqa: ANN001
+        ctx.L = pairs.shape[1]
+        n_alpha = n_gamma
+        spec = torch.view_as_complex(_pairs_to_bins(pairs, n_alpha, n_gamma // 2 + 1))
+        return torch.fft.irfft2(spec, s=(n_alpha, n_gamma), norm="forward")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
+        pairs = _GridToPairs.apply(grad, ctx.L)
+        return pairs / _half_spectrum_weight(pairs), None
 
 
 class InverseSO3FFT(_SO3Transform):
@@ -264,19 +317,13 @@ class InverseSO3FFT(_SO3Transform):
         B, (n_beta, n_ag, _) = Ft.shape[1], self.grid.shape
         gathered = Ft[self.basis_src]  # [4, rows, B]
         rows = torch.stack(((self.basis_a.unsqueeze(-1) * gathered).sum(0),
-                            (self.basis_b.unsqueeze(-1) * gathered).sum(0)), dim=-1)  # [rows, B, 2]
-        spec, pos = [], 0
-        for i, (p0, p1, k0) in enumerate(self.plan.blocks):
-            n = (p1 - p0) * (L - k0)
-            rhs = rows[pos: pos + n].reshape(p1 - p0, L - k0, 2 * B)
-            pos += n
-            spec.append(torch.bmm(getattr(self, f"table_{i}").transpose(1, 2), rhs))  # [pairs, β, 2B]
-        spec = torch.view_as_complex(torch.cat(spec).reshape(-1, n_beta, B, 2))
-        # f = Σ S e^{−imα−inγ} = Re Σ S̄ e^{+i…}: an inverse real FFT of S̄ (n ≥ 0 half)
-        Z = spec.conj().permute(2, 1, 0)  # [B, β, pairs]
-        # place pairs into the rfft2 layout by one gather (a zero column stands in for unused bins)
-        full = torch.cat((Z, Z.new_zeros(B, n_beta, 1)), dim=-1)[..., self.spectrum_source]
-        f = torch.fft.irfft2(full.reshape(B, n_beta, n_ag, n_ag // 2 + 1), s=(n_ag, n_ag)) * (n_ag * n_ag)
+                            (self.basis_b.unsqueeze(-1) * gathered).sum(0)), dim=-1)  # conj H: [rows, B, 2]
+        # f = Σ H e^{−imα−inγ} = Re Σ H̄ e^{+i…}: an inverse real FFT of H̄ summed over β (n ≥ 0 half)
+        sizes = [(p1 - p0) * (L - k0) for p0, p1, k0 in self.plan.blocks]
+        rhs = rows.split(sizes)
+        pairs = torch.cat([torch.bmm(getattr(self, f"table_{i}"), r.reshape(p1 - p0, L - k0, 2 * B))
+                           for i, ((p0, p1, k0), r) in enumerate(zip(self.plan.blocks, rhs))])  # [pairs, β, 2B]
+        f = _PairsToGrid.apply(pairs.reshape(2 * L - 1, L, n_beta, B, 2), n_ag)
         return f.reshape(*batch, *self.grid.shape)
 
 
