@@ -73,6 +73,9 @@ def test_lower_output_bandlimit_and_dtype_and_errors(gen):
     F = random_so3_coefficients(6, generator=gen)
     f = so3_ifft(F, grid)
     assert relative_error(so3_fft(f, grid, L=3), F[: num_so3_coeffs(3)]) < 1e-12
+    assert relative_error(so3_fft(f, grid, L=1), F[:1]) < 1e-12  # the weighted-sum path
+    gl = SO3Grid(6, "gl")
+    assert relative_error(so3_fft(so3_ifft(F, gl), gl, L=1), F[:1]) < 1e-12
     assert relative_error(so3_fft(f.float(), grid).double(), F) < 1e-5
     m = SO3FFT(grid, dtype=torch.float32).double()
     assert relative_error(m(f), F) < 1e-12
@@ -93,6 +96,9 @@ def test_gradcheck():
     F = torch.randn(num_so3_coeffs(3), dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(fwd, (x,))
     assert torch.autograd.gradcheck(inv, (F,))
+    assert torch.autograd.gradgradcheck(fwd, (x,))  # the FFT adjoints are differentiable themselves
+    assert torch.autograd.gradgradcheck(inv, (F,))
+    assert torch.autograd.gradcheck(SO3FFT(grid, L=1, dtype=torch.float64), (x,))
 
 
 @pytest.mark.parametrize("kind", ["soft", "gl"])

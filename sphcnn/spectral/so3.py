@@ -211,6 +211,9 @@ class _SO3Transform(TableModule):
         for name, value in zip(("basis_a", "basis_b"), self._basis):
             value = value if self.is_forward else value * (1, -1)[name == "basis_b"]  # inverse: rows conjugated
             self.register_buffer(name, torch.from_numpy(value).to(dtype=dtype, device=device), persistent=False)
+        # L = 1 needs only F⁰ = ∫ f dR: a weighted sum beats the FFT path (invariant readouts)
+        self.register_buffer("haar_weights", self.grid.weights.reshape(-1).to(dtype=dtype, device=device),
+                             persistent=False)
 
     def extra_repr(self) -> str:
         return f"L={self.L}, grid=SO3Grid(L={self.grid.L}, kind={self.grid.kind!r}), dtype={self.table_dtype}"
@@ -231,6 +234,8 @@ class SO3FFT(_SO3Transform):
         batch = f.shape[:-3]
         f = f.reshape(-1, *self.grid.shape)
         B, n_beta = f.shape[0], self.grid.shape[0]
+        if self.L == 1:
+            return (f.reshape(B, -1) @ self.haar_weights).reshape(*batch, 1)
         # Σ_{α,γ} f e^{−imα} e^{−inγ} for n ≥ 0, pair-major: [(m, n), β, 2B]
         pairs = _GridToPairs.apply(f, self.L)
         blocks = pairs.reshape(-1, n_beta, 2 * B).split([p1 - p0 for p0, p1, _ in self.plan.blocks])
