@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ._cache import cached_module
-from ._fft import threaded
+from ._fft import ring_irfft, ring_rfft
 from ._options import check_transform_args
 from ._tables import TableModule
 from .grids import S2Grid
@@ -146,9 +146,6 @@ class _Longitude(TableModule):
         self.table_dtype = dtype
         cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
         if self.grid.kind != "healpix":
-            kappa = np.full(self.L, self.grid.shape[1] / 2)
-            kappa[0] = self.grid.shape[1]  # irfft halves all but the m = 0 term
-            self.register_buffer("kappa", torch.from_numpy(kappa).to(dtype=dtype, device=device), persistent=False)
             return
         rings = self.grid.rings()
         for g, n in enumerate(self.group_sizes):
@@ -160,7 +157,7 @@ class _Longitude(TableModule):
         """Σ_k f(θ_r, φ_k) e^{−imφ_k} per ring r of ``x [B, *grid]``, complex ``[L, rings, B]``."""
         L = self.L
         if self.grid.kind != "healpix":
-            return threaded(lambda rows: torch.fft.rfft(rows, dim=-1)[..., :L], x, split_dim=1).permute(2, 1, 0)
+            return ring_rfft(x, L)
         out = []
         for g, n in enumerate(self.group_sizes):
             ring = x[..., getattr(self, f"pixels_{g}")].unflatten(-1, (-1, n))
@@ -169,10 +166,9 @@ class _Longitude(TableModule):
 
     def synthesis(self, w: torch.Tensor) -> torch.Tensor:
         """f(θ_r, φ_k) = Re Σ_m W_rm e^{imφ_k} ``[B, *grid]``, from complex ``w [L, rings, B]``."""
-        w = w.permute(2, 1, 0)
         if self.grid.kind != "healpix":
-            n_phi = self.grid.shape[1]
-            return threaded(lambda rows: torch.fft.irfft(rows * self.kappa, n=n_phi, dim=-1), w, split_dim=1)
+            return ring_irfft(w, self.grid.shape[1])
+        w = w.permute(2, 1, 0)
         out = []
         for g, n in enumerate(self.group_sizes):
             rows = w[..., getattr(self, f"rings_{g}"), :] * getattr(self, f"phase_{g}").conj()

@@ -1,0 +1,72 @@
+"""Ring DFTs: both CPU backends against a direct DFT, adjointness, gradients, bad input."""
+
+import math
+
+import pytest
+import torch
+
+from sphcnn.spectral import _fft
+from sphcnn.spectral._fft import ring_irfft, ring_rfft
+
+
+def direct_dft(x: torch.Tensor, L: int) -> torch.Tensor:
+    """X_m = Σ_k x_k e^{−2πikm/n} by an explicit sum: [B, R, n] → [L, R, B]."""
+    n = x.shape[-1]
+    k = torch.arange(n, dtype=torch.float64)
+    m = torch.arange(L, dtype=torch.float64)
+    E = torch.exp(-2j * math.pi * torch.outer(m, k) / n)  # [L, n]
+    return torch.einsum("mk,brk->mrb", E, x.to(torch.complex128))
+
+
+@pytest.mark.parametrize("backend", ["torch", "scipy", "auto"])
+@pytest.mark.parametrize("n, L", [(15, 8), (16, 9), (16, 5), (21, 7)])
+def test_matches_direct_dft_and_inverse(backend, n, L, gen):
+    x = torch.randn(3, 4, n, generator=gen, dtype=torch.float64)
+    X = ring_rfft(x, L, backend)
+    assert X.shape == (L, 4, 3)
+    assert torch.allclose(X, direct_dft(x, L), atol=1e-12)
+    W = torch.randn(L, 4, 3, generator=gen, dtype=torch.complex128)
+    if n % 2 == 0 and L == n // 2 + 1:
+        W[-1].imag = 0  # the Nyquist term's imaginary part never reaches the samples
+    W[0].imag = 0
+    f = ring_irfft(W, n, backend)
+    k = torch.arange(n, dtype=torch.float64)
+    E = torch.exp(2j * math.pi * torch.outer(torch.arange(L, dtype=torch.float64), k) / n)
+    assert torch.allclose(f, torch.einsum("mrb,mk->brk", W, E).real, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["torch", "scipy"])
+def test_adjoint_pair_and_gradients(backend, gen):
+    n, L = 13, 5
+    x = torch.randn(2, 3, n, generator=gen, dtype=torch.float64)
+    W = torch.randn(L, 3, 2, generator=gen, dtype=torch.complex128)
+    lhs = (torch.view_as_real(ring_rfft(x, L, backend)) * torch.view_as_real(W)).sum()
+    rhs = (x * ring_irfft(W, n, backend)).sum()
+    assert torch.allclose(lhs, rhs, atol=1e-12)  # real inner products: each is the other's adjoint
+    x.requires_grad_(True)
+    W.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda t: ring_rfft(t, L, backend), (x,))
+    assert torch.autograd.gradcheck(lambda t: ring_irfft(t, n, backend), (W,))
+    assert torch.autograd.gradgradcheck(lambda t: ring_rfft(t, L, backend), (x,))
+
+
+def test_backends_agree_in_float32_and_fallback(gen, monkeypatch):
+    x = torch.randn(4, 6, 31, generator=gen)
+    a, b = ring_rfft(x, 16, "torch"), ring_rfft(x, 16, "scipy")
+    assert a.dtype == b.dtype == torch.complex64
+    assert torch.allclose(a, b, atol=1e-4)
+    f_pocketfft = ring_irfft(a, 31, "scipy")
+    monkeypatch.setattr(_fft, "_c2r", None)  # scipy without the pocketfft binding
+    assert torch.allclose(ring_irfft(a, 31, "scipy"), f_pocketfft, atol=1e-5)
+    assert torch.allclose(ring_irfft(a, 31, "torch"), f_pocketfft, atol=1e-4)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="fft_backend must be one of"):
+        ring_rfft(torch.zeros(1, 1, 8), 3, "mkl")
+    with pytest.raises(ValueError, match="L <= n//2 \\+ 1 = 5"):
+        ring_rfft(torch.zeros(1, 1, 8), 6)
+    with pytest.raises(ValueError, match="rings \\[B, R, n\\]"):
+        ring_rfft(torch.zeros(8), 3)
+    with pytest.raises(ValueError, match="W \\[L, R, B\\]"):
+        ring_irfft(torch.zeros(6, 1, 1, dtype=torch.complex64), 8)
