@@ -15,9 +15,11 @@ Algorithm: with the complex Wigner functions D_c(α,β,γ)_mn = e^{−imα} d_mn
 e^{−inγ}, ∫ f D_c dR is a 2-D FFT over (α, γ) followed, per degree, by a
 weighted sum over β with the small-d table; the real-basis blocks follow by
 the unitary change of basis D = Ū D_c Uᵀ of :mod:`sphcnn.spectral.wigner`.
-The small-d table is Σ_ℓ (2ℓ+1)² · n_β numbers (L = 128 on the SOFT grid:
-0.7·10⁹, 2.9 GB in float32), computed once per (grid, dtype) by exact
-diagonalization (no recursion in ℓ), in non-persistent buffers.
+The small-d table holds, per direction, rows (ℓ, m, n ≥ 0) × n_β numbers, with
+~40 % zero padding from the FFT-ordered blocks (see :class:`_SO3Plan`): at L = 128,
+2.3·10⁶ rows, 1.2 GB (GL) or 2.4 GB (SOFT) in float32 per direction. It is computed
+once per (grid, L, dtype) by exact diagonalization (no recursion in ℓ), in
+non-persistent buffers.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ class _SO3Plan:
     each block's spectrum is one rectangle of FFT bins: moving data between the FFT
     and the contraction is a strided copy, never a gather. A block with
     |m| ≥ k0 holds rows ℓ = k0 … L−1 for each of its pairs (rows with
-    ℓ < max(|m|, n) are padding: zero table entries, about a third of the work).
+    ℓ < max(|m|, n) are padding: zero table entries, ~40 % of the table at L ≥ 32).
     """
 
     L: int
@@ -154,25 +156,28 @@ class _SO3Plan:
                     table[np.flatnonzero(ok), ell - k0, :] = d[:, m[ok] + ell, n[ok] + ell].T
         return out if forward else [np.ascontiguousarray(t.transpose(0, 2, 1)) for t in out]
 
-    def real_basis_map(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """F^ℓ_ij = Σ_t a_t Re(row_t) + b_t Im(row_t): real block F = Ū G Uᵀ from rows G(ℓ, m, n ≥ 0).
+    def real_basis_map(self) -> tuple[np.ndarray, np.ndarray]:
+        """F^ℓ_ij = Σ_{t, p} w[t, p]·part_p(row_t): real block F = Ū G Uᵀ from rows G(ℓ, m, n ≥ 0).
 
-        G(ℓ, m, n < 0) = (−1)^{m−n} conj G(ℓ, −m, −n) because f is real. Four terms
-        (m, n) ∈ {±i} × {±j}; duplicates at i = 0 or j = 0 get zero weight.
+        G(ℓ, m, n < 0) = (−1)^{m−n} conj G(ℓ, −m, −n) because f is real, so the four
+        terms (m, n) ∈ {±i} × {±j} read only two rows, (ℓ, i, |j|) and (ℓ, −i, |j|).
+        Returns the rows ``[N, 2]`` and weights ``[N, 2 (row), 2 (re, im)]``
+        (duplicates at i = 0 or j = 0 get zero weight).
         """
         ell, i, j = self._coefficients()
-        src, a, b = [], [], []
+        rows = np.stack((self.row(ell, i, np.abs(j)), self.row(ell, -i, np.abs(j))), axis=1)
+        weight = np.zeros((ell.size, 2, 2))
         for sm, sn in ((1, 1), (-1, 1), (1, -1), (-1, -1)):
             m, n = sm * i, sn * j
             dup = ((sm < 0) & (i == 0)) | ((sn < 0) & (j == 0))
-            coef = np.conj(_u_entry(i, m)) * _u_entry(j, n)
-            coef = np.where(dup, 0, coef)
+            coef = np.where(dup, 0, np.conj(_u_entry(i, m)) * _u_entry(j, n))
             flip = n < 0
             sign = np.where((m - n) % 2 == 0, 1.0, -1.0)
-            src.append(self.row(ell, np.where(flip, -m, m), np.abs(n)))
-            a.append(np.where(flip, sign * coef.real, coef.real))
-            b.append(np.where(flip, sign * coef.imag, -coef.imag))
-        return np.stack(src), np.stack(a), np.stack(b)
+            slot = np.where(np.where(flip, -m, m) == i, 0, 1)
+            ar = np.arange(ell.size)
+            np.add.at(weight, (ar, slot, 0), np.where(flip, sign * coef.real, coef.real))
+            np.add.at(weight, (ar, slot, 1), np.where(flip, sign * coef.imag, -coef.imag))
+        return rows, weight
 
     def complex_basis_map(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows H(ℓ, m, n ≥ 0) = (U^† F U)_mn = Σ_t c_t F[src_t], complex c (zero on padding rows)."""
@@ -199,7 +204,7 @@ class _SO3Transform(TableModule):
         self.grid, self.L, self.is_forward = grid, L, forward
         self.plan = _SO3Plan.build(L)
         basis = self.plan.real_basis_map() if forward else self.plan.complex_basis_map()
-        self.register_buffer("basis_src", torch.from_numpy(basis[0]), persistent=False)
+        self.register_buffer("basis_src", torch.from_numpy(basis[0].reshape(-1)), persistent=False)
         self._basis = basis[1:]
         self._build_tables(dtype, torch.device("cpu"))
 
@@ -208,9 +213,14 @@ class _SO3Transform(TableModule):
         for i, table in enumerate(self.plan.tables(self.grid, self.is_forward)):
             self.register_buffer(f"table_{i}", torch.from_numpy(table).to(dtype=dtype, device=device),
                                  persistent=False)
-        for name, value in zip(("basis_a", "basis_b"), self._basis):
-            value = value if self.is_forward else value * (1, -1)[name == "basis_b"]  # inverse: rows conjugated
-            self.register_buffer(name, torch.from_numpy(value).to(dtype=dtype, device=device), persistent=False)
+        if self.is_forward:
+            self.register_buffer("basis_weight", torch.from_numpy(self._basis[0]).unsqueeze(2).to(dtype=dtype, device=device),
+                                 persistent=False)  # [N, 2, 1, 2]
+        else:
+            for name, value in zip(("basis_a", "basis_b"), self._basis):
+                value = value if name == "basis_a" else -value  # rows conjugated for the inverse FFT
+                self.register_buffer(name, torch.from_numpy(value).unsqueeze(-1).to(dtype=dtype, device=device),
+                                     persistent=False)
         # L = 1 needs only F⁰ = ∫ f dR: a weighted sum beats the FFT path (invariant readouts)
         self.register_buffer("haar_weights", self.grid.weights.reshape(-1).to(dtype=dtype, device=device),
                              persistent=False)
@@ -241,8 +251,11 @@ class SO3FFT(_SO3Transform):
         blocks = pairs.reshape(-1, n_beta, 2 * B).split([p1 - p0 for p0, p1, _ in self.plan.blocks])
         rows = [torch.bmm(getattr(self, f"table_{i}"), block).reshape(-1, B, 2) for i, block in enumerate(blocks)]
         rows = torch.cat(rows)
-        src = self.basis_src
-        out = (self.basis_a.unsqueeze(-1) * rows[src, :, 0] + self.basis_b.unsqueeze(-1) * rows[src, :, 1]).sum(0)
+        # two rows per coefficient, gathered whole (index_select of contiguous rows is fast)
+        picked = rows.view(rows.shape[0], 2 * B).index_select(0, self.basis_src).view(-1, 2, B, 2)
+        w = self.basis_weight  # [N, 2 rows, 1, 2 parts]; four fused multiply-adds beat a strided reduction
+        out = (picked[:, 0, :, 0] * w[:, 0, :, 0] + picked[:, 0, :, 1] * w[:, 0, :, 1]
+               + picked[:, 1, :, 0] * w[:, 1, :, 0] + picked[:, 1, :, 1] * w[:, 1, :, 1])  # [N, B]
         return out.T.reshape(*batch, -1)
 
 
@@ -320,9 +333,8 @@ class InverseSO3FFT(_SO3Transform):
         batch = F.shape[:-1]
         Ft = F.reshape(-1, F.shape[-1]).T  # [coeffs, B]
         B, (n_beta, n_ag, _) = Ft.shape[1], self.grid.shape
-        gathered = Ft[self.basis_src]  # [4, rows, B]
-        rows = torch.stack(((self.basis_a.unsqueeze(-1) * gathered).sum(0),
-                            (self.basis_b.unsqueeze(-1) * gathered).sum(0)), dim=-1)  # conj H: [rows, B, 2]
+        gathered = Ft.contiguous().index_select(0, self.basis_src).view(4, -1, B)  # [4, rows, B]
+        rows = torch.stack(((self.basis_a * gathered).sum(0), (self.basis_b * gathered).sum(0)), dim=-1)  # conj H
         # f = Σ H e^{−imα−inγ} = Re Σ H̄ e^{+i…}: an inverse real FFT of H̄ summed over β (n ≥ 0 half)
         sizes = [(p1 - p0) * (L - k0) for p0, p1, k0 in self.plan.blocks]
         rhs = rows.split(sizes)
