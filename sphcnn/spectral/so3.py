@@ -37,6 +37,9 @@ from .grids import SO3Grid
 from .wigner import _y_to_z_block, complex_to_real_block
 
 
+_BLOCKS_PER_SIGN = 8  # runs of |m| per sign: fewer calls vs. less zero padding
+
+
 def num_so3_coeffs(L: int) -> int:
     """Σ_{ℓ<L} (2ℓ+1)² = L(4L²−1)/3."""
     return L * (4 * L * L - 1) // 3
@@ -110,7 +113,7 @@ class _SO3Plan:
 
     @staticmethod
     def build(L: int) -> "_SO3Plan":
-        width = max(1, L // 8)
+        width = max(1, L // _BLOCKS_PER_SIGN)
         ms = np.arange(-(L - 1), L)
         key = np.where(ms < 0, -1 - (-ms - 1) // width, ms // width)  # runs of |m| of one sign
         pm = np.repeat(ms, L)
