@@ -138,3 +138,24 @@ def test_correlation_shape_errors():
         s2_correlation(torch.zeros(9), torch.zeros(16))
     with pytest.raises(ValueError, match="same trailing length"):
         so3_correlation(torch.zeros(10), torch.zeros(35))
+
+
+def test_batch_chunks_on_threads_match_one_call(gen, monkeypatch):
+    from sphcnn.spectral import _fft
+
+    grid = SO3Grid(4, "gl")
+    F = random_so3_coefficients(4, 5, generator=gen)
+    fwd, inv = SO3FFT(grid, dtype=torch.float64), InverseSO3FFT(grid, dtype=torch.float64)
+    f_one, F_one = inv(F), fwd(inv(F))
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(_fft, "MIN_ELEMENTS_PER_THREAD", 1)  # split even tiny batches
+    torch.set_num_threads(3)
+    try:
+        f_split = inv(F)
+        assert torch.equal(f_split, f_one)
+        assert torch.equal(fwd(f_split), F_one)
+        G = F.clone().requires_grad_(True)  # inside autograd Functions, with grad mode on in the caller
+        (fwd(inv(G)) * F).sum().backward()
+        assert torch.allclose(G.grad, F, atol=1e-12)  # fwd ∘ inv = identity, so the gradient is F
+    finally:
+        torch.set_num_threads(threads)

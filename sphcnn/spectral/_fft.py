@@ -69,6 +69,29 @@ def threaded(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, split_
     return torch.cat([first] + [f.result() for f in futures], dim=split_dim)
 
 
+def parallel_ranges(n: int, elements: int, device: torch.device, fn: Callable[[int, int], None]) -> None:
+    """Call ``fn(start, stop)`` on a split of ``range(n)``, concurrently on the CPU when the work is large.
+
+    For FFT work written into disjoint slices of one preallocated output (torch's CPU
+    FFT uses one thread per call); ``elements`` sizes the split as in :func:`threaded`.
+    """
+    workers = min(torch.get_num_threads(), n, max(1, elements // MIN_ELEMENTS_PER_THREAD))
+    if device.type != "cpu" or workers < 2:
+        fn(0, n)
+        return
+    grad = torch.is_grad_enabled()  # thread-local: workers must see the caller's mode
+
+    def run(start: int, stop: int) -> None:
+        with torch.set_grad_enabled(grad):
+            fn(start, stop)
+
+    edges = [n * k // workers for k in range(workers + 1)]
+    futures = [_pool(workers).submit(run, edges[k], edges[k + 1]) for k in range(1, workers)]
+    fn(edges[0], edges[1])
+    for future in futures:
+        future.result()
+
+
 def _real_dtype(dtype: torch.dtype) -> torch.dtype:
     return {torch.complex64: torch.float32, torch.complex128: torch.float64}.get(dtype, dtype)
 

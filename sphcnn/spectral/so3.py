@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ._cache import cached_module
+from ._fft import parallel_ranges
 from ._options import check_transform_args
 from ._tables import TableModule
 from .grids import SO3Grid
@@ -143,12 +144,14 @@ class _SO3Plan:
         j = np.concatenate([np.tile(np.arange(-e, e + 1), 2 * e + 1) for e in range(self.L)])
         return ell, i, j
 
-    def tables(self, grid: SO3Grid, forward: bool) -> list[np.ndarray]:
+    def tables(self, grid: SO3Grid, forward: bool, dtype: np.dtype = np.float64) -> list[np.ndarray]:
         """Per block: ``[pairs, L − k0, n_β]`` of d^ℓ_mn(β)·(β weight) (forward), or
-        ``[pairs, n_β, L − k0]`` of (2ℓ+1)·d^ℓ_mn(β) (inverse)."""
+        ``[pairs, n_β, L − k0]`` of (2ℓ+1)·d^ℓ_mn(β) (inverse). Computed in float64 and rounded
+        once into ``dtype`` arrays, so no float64 copy of the whole table is ever held."""
         beta, w = grid.beta_nodes, grid.beta_weights
         n_ag = grid.shape[1]
-        out = [np.zeros((p1 - p0, self.L - k0, beta.size)) for p0, p1, k0 in self.blocks]
+        shape = (lambda p, r: (p, r, beta.size)) if forward else (lambda p, r: (p, beta.size, r))
+        out = [np.zeros(shape(p1 - p0, self.L - k0), dtype=dtype) for p0, p1, k0 in self.blocks]
         for ell in range(self.L):
             d = small_d_complex(ell, beta)  # [β, m, n]
             d = d * (w / (2 * n_ag * n_ag))[:, None, None] if forward else d * (2 * ell + 1)
@@ -156,8 +159,12 @@ class _SO3Plan:
                 m, n = self.pair_m[p0:p1], self.pair_n[p0:p1]
                 ok = np.maximum(np.abs(m), n) <= ell
                 if ell >= k0 and ok.any():
-                    table[np.flatnonzero(ok), ell - k0, :] = d[:, m[ok] + ell, n[ok] + ell].T
-        return out if forward else [np.ascontiguousarray(t.transpose(0, 2, 1)) for t in out]
+                    values = d[:, m[ok] + ell, n[ok] + ell]  # [β, pairs]
+                    if forward:
+                        table[np.flatnonzero(ok), ell - k0, :] = values.T
+                    else:
+                        table[np.flatnonzero(ok), :, ell - k0] = values.T
+        return out
 
     def real_basis_map(self) -> tuple[np.ndarray, np.ndarray]:
         """F^ℓ_ij = Σ_{t, p} w[t, p]·part_p(row_t): real block F = Ū G Uᵀ from rows G(ℓ, m, n ≥ 0).
@@ -213,7 +220,8 @@ class _SO3Transform(TableModule):
 
     def _build_tables(self, dtype: torch.dtype, device: torch.device) -> None:
         self.table_dtype = dtype
-        for i, table in enumerate(self.plan.tables(self.grid, self.is_forward)):
+        np_dtype = np.float32 if dtype == torch.float32 else np.float64
+        for i, table in enumerate(self.plan.tables(self.grid, self.is_forward, np_dtype)):
             self.register_buffer(f"table_{i}", torch.from_numpy(table).to(dtype=dtype, device=device),
                                  persistent=False)
         if self.is_forward:
@@ -262,22 +270,37 @@ class SO3FFT(_SO3Transform):
         return out.T.reshape(*batch, -1)
 
 
-def _bins_to_pairs(spec: torch.Tensor, L: int) -> torch.Tensor:
-    """FFT bins ``[B, β, n_α, n_γ, 2]`` → pair-major ``[2L−1 (m = −L+1 … L−1), L (n), β, B, 2]``."""
-    n_alpha = spec.shape[2]
-    out = spec.new_empty(2 * L - 1, L, spec.shape[1], spec.shape[0], 2)
-    out[: L - 1].copy_(spec[:, :, n_alpha - L + 1:, :L].permute(2, 3, 1, 0, 4))
-    out[L - 1:].copy_(spec[:, :, :L, :L].permute(2, 3, 1, 0, 4))
+def _grid_to_pairs(f: torch.Tensor, L: int) -> torch.Tensor:
+    """Samples ``[B, β, n, n]`` → unnormalized 2-D spectrum, pair-major ``[2L−1 (m = −L+1 … L−1), L (n), β, B, 2]``.
+
+    Chunks of the batch are transformed and transposed into the shared output concurrently.
+    """
+    B, n_beta, n_alpha, _ = f.shape
+    out = f.new_empty(2 * L - 1, L, n_beta, B, 2)
+
+    def work(b0: int, b1: int) -> None:
+        spec = torch.view_as_real(torch.fft.rfft2(f[b0:b1]))
+        out[: L - 1, :, :, b0:b1].copy_(spec[:, :, n_alpha - L + 1:, :L].permute(2, 3, 1, 0, 4))
+        out[L - 1:, :, :, b0:b1].copy_(spec[:, :, :L, :L].permute(2, 3, 1, 0, 4))
+
+    parallel_ranges(B, f.numel(), f.device, work)
     return out
 
 
-def _pairs_to_bins(pairs: torch.Tensor, n_alpha: int, n_gamma_bins: int) -> torch.Tensor:
-    """The adjoint of :func:`_bins_to_pairs`: bins of orders ≥ L are zero."""
-    L = pairs.shape[1]
-    spec = pairs.new_zeros(pairs.shape[3], pairs.shape[2], n_alpha, n_gamma_bins, 2)
-    spec[:, :, n_alpha - L + 1:, :L].copy_(pairs[: L - 1].permute(3, 2, 0, 1, 4))
-    spec[:, :, :L, :L].copy_(pairs[L - 1:].permute(3, 2, 0, 1, 4))
-    return spec
+def _pairs_to_grid(pairs: torch.Tensor, n: int) -> torch.Tensor:
+    """The adjoint layout of :func:`_grid_to_pairs`, then f = Re Σ_{m, n ≥ 0} c_n S_mn e^{i(mα + nγ)}
+    (c_0 = 1, c_n = 2: an unnormalized inverse real FFT; bins of orders ≥ L are zero)."""
+    L, n_beta, B = pairs.shape[1], pairs.shape[2], pairs.shape[3]
+    f = pairs.new_empty(B, n_beta, n, n)
+
+    def work(b0: int, b1: int) -> None:
+        spec = pairs.new_zeros(b1 - b0, n_beta, n, n // 2 + 1, 2)
+        spec[:, :, n - L + 1:, :L].copy_(pairs[: L - 1, :, :, b0:b1].permute(3, 2, 0, 1, 4))
+        spec[:, :, :L, :L].copy_(pairs[L - 1:, :, :, b0:b1].permute(3, 2, 0, 1, 4))
+        torch.fft.irfft2(torch.view_as_complex(spec), s=(n, n), norm="forward", out=f[b0:b1])
+
+    parallel_ranges(B, f.numel(), pairs.device, work)
+    return f
 
 
 def _half_spectrum_weight(pairs: torch.Tensor) -> torch.Tensor:
@@ -297,7 +320,7 @@ class _GridToPairs(torch.autograd.Function):
     @staticmethod
     def forward(ctx, f: torch.Tensor, L: int) -> torch.Tensor:  # noqa: ANN001
         ctx.n_gamma = f.shape[-1]
-        return _bins_to_pairs(torch.view_as_real(torch.fft.rfft2(f)), L)
+        return _grid_to_pairs(f, L)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
@@ -305,14 +328,12 @@ class _GridToPairs(torch.autograd.Function):
 
 
 class _PairsToGrid(torch.autograd.Function):
-    """f = Re Σ_{m, n ≥ 0} c_n S_mn e^{i(mα + nγ)}, c_0 = 1, c_n = 2: pairs → samples."""
+    """Pairs → samples by :func:`_pairs_to_grid`; the adjoint of :class:`_GridToPairs` up to c_n."""
 
     @staticmethod
     def forward(ctx, pairs: torch.Tensor, n_gamma: int) -> torch.Tensor:  # noqa: ANN001
         ctx.L = pairs.shape[1]
-        n_alpha = n_gamma
-        spec = torch.view_as_complex(_pairs_to_bins(pairs, n_alpha, n_gamma // 2 + 1))
-        return torch.fft.irfft2(spec, s=(n_alpha, n_gamma), norm="forward")
+        return _pairs_to_grid(pairs, n_gamma)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
