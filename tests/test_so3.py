@@ -157,5 +157,7 @@ def test_batch_chunks_on_threads_match_one_call(gen, monkeypatch):
         G = F.clone().requires_grad_(True)  # inside autograd Functions, with grad mode on in the caller
         (fwd(inv(G)) * F).sum().backward()
         assert torch.allclose(G.grad, F, atol=1e-12)  # fwd ∘ inv = identity, so the gradient is F
+        with torch.inference_mode():  # as in Lightning's validation: workers must inherit the mode
+            assert torch.equal(fwd(inv(F)), F_one)
     finally:
         torch.set_num_threads(threads)

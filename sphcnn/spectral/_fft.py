@@ -17,6 +17,7 @@ logged. Results agree to rounding (tested). Other devices use torch.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -47,20 +48,32 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sphcnn-fft")
 
 
+def _caller_modes() -> Callable[[], contextlib.AbstractContextManager]:
+    """Grad and inference mode are thread-local: a context that re-enters the caller's in a worker."""
+    grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+
+    @contextlib.contextmanager
+    def enter():  # noqa: ANN202
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            yield
+
+    return enter
+
+
 def threaded(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, split_dim: int = 0) -> torch.Tensor:
     """``fn(x)`` for an fn acting along the last dim, computed in chunks of ``split_dim`` on several threads.
 
     torch's CPU FFT runs each call on one thread; the GIL is released inside the
-    kernels, so chunks run concurrently. Grad mode is thread-local: workers inherit the caller's.
+    kernels, so chunks run concurrently; workers run in the caller's grad and inference mode.
     """
     workers = min(torch.get_num_threads(), x.shape[split_dim] if x.dim() else 1)
     if x.device.type != "cpu" or workers < 2 or x.numel() < 2 * MIN_ELEMENTS_PER_THREAD:
         return fn(x)
     workers = min(workers, x.numel() // MIN_ELEMENTS_PER_THREAD)
-    grad = torch.is_grad_enabled()
+    modes = _caller_modes()
 
     def run(chunk: torch.Tensor) -> torch.Tensor:
-        with torch.set_grad_enabled(grad):
+        with modes():
             return fn(chunk)
 
     chunks = x.chunk(workers, dim=split_dim)
@@ -79,10 +92,10 @@ def parallel_ranges(n: int, elements: int, device: torch.device, fn: Callable[[i
     if device.type != "cpu" or workers < 2:
         fn(0, n)
         return
-    grad = torch.is_grad_enabled()  # thread-local: workers must see the caller's mode
+    modes = _caller_modes()
 
     def run(start: int, stop: int) -> None:
-        with torch.set_grad_enabled(grad):
+        with modes():
             fn(start, stop)
 
     edges = [n * k // workers for k in range(workers + 1)]
