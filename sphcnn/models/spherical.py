@@ -28,10 +28,9 @@ def invariant_head(features: int, num_classes: int, feature_norm: bool) -> nn.Mo
 
     The features are integrals over SO(3) of ReLU outputs; their spread across inputs is a
     small fraction of their mean (≈ 0.2 ± 0.04 at initialization on normalized digits), so a
-    bare linear head starts slowly. BatchNorm1d on them fits the training set much faster,
-    but its running statistics lag the drifting features and eval-mode accuracy suffers
-    (``experiments/ablation_feature_norm.py``), hence off by default. Either way the model
-    stays exactly invariant.
+    bare linear head learns slowly. With BatchNorm1d on them the default run (5 epochs, 3,600
+    digits, NR/R) reached 59.3 ± 7.9 % test accuracy over 4 seeds against 42.0 ± 3.6 % without
+    (docs/experiments.md). Normalizing invariant features keeps the model exactly invariant.
     """
     linear = nn.Linear(features, num_classes)
     return nn.Sequential(nn.BatchNorm1d(features), linear) if feature_norm else linear
@@ -43,7 +42,7 @@ def make_activation(name: Activation) -> nn.Module:
 
 
 class S2CNN(Blueprint):
-    """The s2cnn MNIST layout (Cohen et al. 2018), 154,550 parameters at the defaults.
+    """The s2cnn MNIST layout (Cohen et al. 2018); exactly s2cnn's 154,550 parameters with ``feature_norm=False``.
 
     S² conv 1→20 (L 30→10), ReLU on the SO(3) grid, SO(3) conv 20→40 (L 10→6),
     ReLU, integration over SO(3), linear 40→10. As in s2cnn the first ReLU's output
@@ -54,13 +53,13 @@ class S2CNN(Blueprint):
         grid: input grid kind and bandlimit (default Driscoll–Healy L = 30: 60 × 60 images).
         oversampling: SO(3) grid bandlimit / signal bandlimit for the ReLUs (1 = s2cnn's grid).
         feature_norm: BatchNorm1d on the 40 invariant features before the linear layer
-            (+80 parameters; see :func:`invariant_head`).
+            (+80 parameters; see :func:`invariant_head` for why it is the default).
     """
 
     def __init__(self, in_channels: int = 1, num_classes: int = 10, L_in: int = 30,
                  grid: Literal["dh", "gl"] = "dh", channels: Sequence[int] = (20, 40),
                  bandlimits: Sequence[int] = (10, 6), kernel: KernelKind = "localized",
-                 oversampling: float = 1.0, activation: Activation = "relu", feature_norm: bool = False) -> None:
+                 oversampling: float = 1.0, activation: Activation = "relu", feature_norm: bool = True) -> None:
         check_option("grid", grid, Literal["dh", "gl"])
         if len(channels) != 2 or len(bandlimits) != 2:
             raise ValueError("S2CNN has two convolutions: give two channels and two bandlimits")
@@ -87,7 +86,7 @@ class DeepS2CNN(Blueprint):
                  grid: Literal["dh", "gl"] = "dh", channels: Sequence[int] = (16, 32, 48),
                  bandlimits: Sequence[int] = (10, 8, 6), blocks_per_stage: int = 1,
                  kernel: KernelKind = "localized", oversampling: float = 1.0,
-                 activation: Activation = "relu", feature_norm: bool = False) -> None:
+                 activation: Activation = "relu", feature_norm: bool = True) -> None:
         check_option("grid", grid, Literal["dh", "gl"])
         if len(channels) != len(bandlimits) or not channels:
             raise ValueError("give one bandlimit per stage: len(channels) == len(bandlimits) >= 1")
