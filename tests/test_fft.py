@@ -70,3 +70,15 @@ def test_bad_input():
         ring_rfft(torch.zeros(8), 3)
     with pytest.raises(ValueError, match="W \\[L, R, B\\]"):
         ring_irfft(torch.zeros(6, 1, 1, dtype=torch.complex64), 8)
+
+
+@pytest.mark.parametrize("n", [7, 8])
+def test_2d_backends_agree(n, gen):
+    x = torch.randn(3, 2, n, n, generator=gen, dtype=torch.float64)
+    spectra = {b: _fft.rfft2(x, b) for b in ("torch", "scipy")}
+    assert torch.allclose(spectra["torch"], torch.fft.rfft2(x), atol=1e-12)
+    assert torch.allclose(spectra["scipy"], spectra["torch"], atol=1e-12)
+    for backend in ("torch", "scipy"):
+        out = torch.empty_like(x)
+        _fft.irfft2_into(spectra["torch"], out, backend)
+        assert torch.allclose(out, x * n * n, atol=1e-10)  # unnormalized inverse ("forward" norm)

@@ -161,3 +161,21 @@ def test_batch_chunks_on_threads_match_one_call(gen, monkeypatch):
             assert torch.equal(fwd(inv(F)), F_one)
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("backend", ["torch", "scipy"])
+def test_both_fft_backends(backend, gen, monkeypatch):
+    import importlib
+
+    so3_module = importlib.import_module("sphcnn.spectral.so3")
+    monkeypatch.setattr(so3_module, "fft2_backend", lambda x, n: backend)
+    grid = SO3Grid(4, "gl")
+    F = random_so3_coefficients(4, 3, generator=gen)
+    f = so3_ifft(F, grid)
+    assert relative_error(f, evaluate_so3(F, grid.matrices())) < 1e-12
+    assert relative_error(so3_fft(f, grid), F) < 1e-12
+    with torch.inference_mode():
+        assert relative_error(so3_fft(so3_ifft(F, grid), grid), F) < 1e-12
+    fwd, inv = SO3FFT(grid, dtype=torch.float64), InverseSO3FFT(grid, dtype=torch.float64)
+    assert torch.autograd.gradcheck(fwd, (f[0].clone().requires_grad_(True),))
+    assert torch.autograd.gradcheck(inv, (F[0].clone().requires_grad_(True),))

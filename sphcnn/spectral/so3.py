@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ._cache import cached_module
-from ._fft import parallel_ranges
+from ._fft import fft2_backend, irfft2_into, parallel_ranges, rfft2
 from ._options import check_transform_args
 from ._tables import TableModule
 from .grids import SO3Grid
@@ -277,9 +277,10 @@ def _grid_to_pairs(f: torch.Tensor, L: int) -> torch.Tensor:
     """
     B, n_beta, n_alpha, _ = f.shape
     out = f.new_empty(2 * L - 1, L, n_beta, B, 2)
+    backend = fft2_backend(f, n_alpha)
 
     def work(b0: int, b1: int) -> None:
-        spec = torch.view_as_real(torch.fft.rfft2(f[b0:b1]))
+        spec = torch.view_as_real(rfft2(f[b0:b1], backend))
         out[: L - 1, :, :, b0:b1].copy_(spec[:, :, n_alpha - L + 1:, :L].permute(2, 3, 1, 0, 4))
         out[L - 1:, :, :, b0:b1].copy_(spec[:, :, :L, :L].permute(2, 3, 1, 0, 4))
 
@@ -292,12 +293,13 @@ def _pairs_to_grid(pairs: torch.Tensor, n: int) -> torch.Tensor:
     (c_0 = 1, c_n = 2: an unnormalized inverse real FFT; bins of orders ≥ L are zero)."""
     L, n_beta, B = pairs.shape[1], pairs.shape[2], pairs.shape[3]
     f = pairs.new_empty(B, n_beta, n, n)
+    backend = fft2_backend(f, n)
 
     def work(b0: int, b1: int) -> None:
         spec = pairs.new_zeros(b1 - b0, n_beta, n, n // 2 + 1, 2)
         spec[:, :, n - L + 1:, :L].copy_(pairs[: L - 1, :, :, b0:b1].permute(3, 2, 0, 1, 4))
         spec[:, :, :L, :L].copy_(pairs[L - 1:, :, :, b0:b1].permute(3, 2, 0, 1, 4))
-        torch.fft.irfft2(torch.view_as_complex(spec), s=(n, n), norm="forward", out=f[b0:b1])
+        irfft2_into(torch.view_as_complex(spec), f[b0:b1], backend)
 
     parallel_ranges(B, f.numel(), pairs.device, work)
     return f
