@@ -37,6 +37,8 @@ try:  # scipy's pocketfft binding: its c2r writes into a strided output (scipy.f
     from scipy.fft._pocketfft.pypocketfft import c2r as _c2r
 except ImportError:  # pragma: no cover - other scipy layouts fall back to irfft + a copy
     _c2r = None
+if _c2r is not None and "out" not in (_c2r.__doc__ or ""):  # pragma: no cover - a binding without ``out``
+    _c2r = None
 
 FFTBackend = Literal["auto", "torch", "scipy"]
 MIN_ELEMENTS_PER_THREAD = 1 << 17
