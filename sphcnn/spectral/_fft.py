@@ -190,7 +190,7 @@ def irfft2_into(spec: torch.Tensor, out: torch.Tensor, backend: str) -> None:
     if backend == "scipy" and _c2r is not None:
         _c2r(spec.detach().numpy(), axes=[spec.dim() - 2, spec.dim() - 1], lastsize=n, forward=False, inorm=0,
              out=out.detach().numpy(), nthreads=1)
-    elif backend == "scipy":  # pragma: no cover - scipy without the pocketfft binding
+    elif backend == "scipy":  # scipy without the pocketfft binding
         out.copy_(torch.from_numpy(scipy.fft.irfft2(spec.detach().numpy(), s=(n, n), norm="forward", workers=1)))
     else:
         torch.fft.irfft2(spec, s=(n, n), norm="forward", out=out)
