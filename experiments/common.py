@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import lightning.pytorch as pl
 from omegaconf import DictConfig, OmegaConf
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -77,3 +78,16 @@ def write_resolved_config(cfg: DictConfig, output_dir: str | os.PathLike) -> Pat
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
     return path
+
+
+def prepare_run(cfg: DictConfig) -> tuple[Path, pl.LightningDataModule, pl.LightningModule]:
+    """Write the resolved config, seed everything, build the datamodule and the model of ``cfg``."""
+    output_dir = Path(cfg.paths.output_dir)
+    write_resolved_config(cfg, output_dir)
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+    log.info("Instantiating datamodule <%s>", cfg.data._target_)
+    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
+    log.info("Instantiating model <%s> with net <%s>", cfg.model._target_, cfg.model.net._target_)
+    model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
+    return output_dir, datamodule, model

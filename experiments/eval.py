@@ -24,7 +24,7 @@ import hydra
 import lightning.pytorch as pl
 from omegaconf import DictConfig
 
-from experiments.common import instantiate_loggers, to_builtin, write_json, write_resolved_config
+from experiments.common import instantiate_loggers, prepare_run, to_builtin, write_json
 from sphcnn.models.blueprint import count_parameters
 
 log = logging.getLogger(__name__)
@@ -35,16 +35,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     ckpt_path = Path(cfg.ckpt_path)
     if not ckpt_path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {ckpt_path}")
-    output_dir = Path(cfg.paths.output_dir)
-    write_resolved_config(cfg, output_dir)
-
-    if cfg.get("seed") is not None:
-        pl.seed_everything(cfg.seed, workers=True)
-
-    log.info("Instantiating datamodule <%s>", cfg.data._target_)
-    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
-    log.info("Instantiating model <%s> with net <%s>", cfg.model._target_, cfg.model.net._target_)
-    model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
+    output_dir, datamodule, model = prepare_run(cfg)
     loggers = instantiate_loggers(cfg.get("logger"))
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers, callbacks=[])
 

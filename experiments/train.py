@@ -34,9 +34,9 @@ from omegaconf import DictConfig, OmegaConf
 from experiments.common import (
     instantiate_callbacks,
     instantiate_loggers,
+    prepare_run,
     to_builtin,
     write_json,
-    write_resolved_config,
 )
 from sphcnn.models.blueprint import count_parameters
 from sphcnn.training import TrainingThroughput
@@ -70,16 +70,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ``num_parameters``, ``train_seconds``, ``train_samples_per_second``,
     ``best_checkpoint``, ``last_checkpoint`` and ``output_dir``.
     """
-    output_dir = Path(cfg.paths.output_dir)
-    write_resolved_config(cfg, output_dir)
-
-    if cfg.get("seed") is not None:
-        pl.seed_everything(cfg.seed, workers=True)
-
-    log.info("Instantiating datamodule <%s>", cfg.data._target_)
-    datamodule: pl.LightningDataModule = hydra.utils.instantiate(cfg.data)
-    log.info("Instantiating model <%s> with net <%s>", cfg.model._target_, cfg.model.net._target_)
-    model: pl.LightningModule = hydra.utils.instantiate(cfg.model)
+    output_dir, datamodule, model = prepare_run(cfg)
     callbacks = instantiate_callbacks(cfg.get("callbacks"))
     loggers = instantiate_loggers(cfg.get("logger"))
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)

@@ -85,3 +85,17 @@ def test_2d_backends_agree(n, binding, gen, monkeypatch):
         out = torch.empty_like(x)
         _fft.irfft2_into(spectra["torch"], out, backend)
         assert torch.allclose(out, x * n * n, atol=1e-10)  # unnormalized inverse ("forward" norm)
+
+
+def test_torch_backend_split_over_threads_matches_one_call(gen, monkeypatch):
+    x = torch.randn(3, 5, 16, generator=gen, dtype=torch.float64)
+    one = ring_rfft(x, 9, "torch")
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(_fft, "MIN_ELEMENTS_PER_THREAD", 1)  # split even tiny inputs over the rings
+    torch.set_num_threads(3)
+    try:
+        assert torch.equal(ring_rfft(x, 9, "torch"), one)
+        assert torch.equal(ring_irfft(one, 16, "torch"), ring_irfft(one.contiguous(), 16, "torch"))
+        assert torch.allclose(ring_irfft(one, 16, "torch"), ring_irfft(one, 16, "scipy"), atol=1e-12)
+    finally:
+        torch.set_num_threads(threads)

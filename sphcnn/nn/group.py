@@ -307,6 +307,10 @@ class GroupConv(_GroupConvBase):
         return self._convolve(x.flatten(1, 2), filters)
 
 
+def _reduce(x: torch.Tensor, dim: int, reduction: Reduction) -> torch.Tensor:
+    return x.amax(dim=dim) if reduction == "max" else x.mean(dim=dim)
+
+
 class GroupPool(nn.Module):
     """Pool over H: ``[B, C, |H|, *spatial] → [B, C, *spatial]`` (invariant to the H part)."""
 
@@ -317,7 +321,7 @@ class GroupPool(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 3:
             raise ValueError(f"GroupPool expects [B, C, |H|, *spatial], got shape {tuple(x.shape)}")
-        return x.amax(dim=2) if self.reduction == "max" else x.mean(dim=2)
+        return _reduce(x, 2, self.reduction)
 
 
 class GlobalPool(nn.Module):
@@ -330,8 +334,7 @@ class GlobalPool(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2:
             raise ValueError(f"GlobalPool expects [B, C, ...], got shape {tuple(x.shape)}")
-        flat = x.flatten(2)
-        return flat.amax(dim=2) if self.reduction == "max" else flat.mean(dim=2)
+        return _reduce(x.flatten(2), 2, self.reduction)
 
 
 class GroupSpatialPool(nn.Module):

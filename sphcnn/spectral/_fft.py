@@ -62,33 +62,12 @@ def _caller_modes() -> Callable[[], contextlib.AbstractContextManager]:
     return enter
 
 
-def threaded(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, split_dim: int = 0) -> torch.Tensor:
-    """``fn(x)`` for an fn acting along the last dim, computed in chunks of ``split_dim`` on several threads.
-
-    torch's CPU FFT runs each call on one thread; the GIL is released inside the
-    kernels, so chunks run concurrently; workers run in the caller's grad and inference mode.
-    """
-    workers = min(torch.get_num_threads(), x.shape[split_dim] if x.dim() else 1)
-    if x.device.type != "cpu" or workers < 2 or x.numel() < 2 * MIN_ELEMENTS_PER_THREAD:
-        return fn(x)
-    workers = min(workers, x.numel() // MIN_ELEMENTS_PER_THREAD)
-    modes = _caller_modes()
-
-    def run(chunk: torch.Tensor) -> torch.Tensor:
-        with modes():
-            return fn(chunk)
-
-    chunks = x.chunk(workers, dim=split_dim)
-    futures = [_pool(workers).submit(run, c) for c in chunks[1:]]
-    first = run(chunks[0])
-    return torch.cat([first] + [f.result() for f in futures], dim=split_dim)
-
-
 def parallel_ranges(n: int, elements: int, device: torch.device, fn: Callable[[int, int], None]) -> None:
     """Call ``fn(start, stop)`` on a split of ``range(n)``, concurrently on the CPU when the work is large.
 
-    For FFT work written into disjoint slices of one preallocated output (torch's CPU
-    FFT uses one thread per call); ``elements`` sizes the split as in :func:`threaded`.
+    torch's CPU FFT runs each call on one thread and releases the GIL, so chunks of a batch
+    run concurrently; each chunk gets at least ``MIN_ELEMENTS_PER_THREAD`` of the ``elements``,
+    and workers run in the caller's grad and inference mode.
     """
     workers = min(torch.get_num_threads(), n, max(1, elements // MIN_ELEMENTS_PER_THREAD))
     if device.type != "cpu" or workers < 2:
@@ -107,11 +86,23 @@ def parallel_ranges(n: int, elements: int, device: torch.device, fn: Callable[[i
         future.result()
 
 
+def threaded(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, split_dim: int = 0) -> torch.Tensor:
+    """``fn(x)`` for an fn acting along the last dim, computed in chunks of ``split_dim`` on several threads."""
+    n = x.shape[split_dim] if x.dim() else 1
+    parts: dict[int, torch.Tensor] = {}
+
+    def work(start: int, stop: int) -> None:
+        parts[start] = fn(x if x.dim() == 0 else x.narrow(split_dim, start, stop - start))
+
+    parallel_ranges(n, x.numel(), x.device, work)
+    return parts[0] if len(parts) == 1 else torch.cat([parts[k] for k in sorted(parts)], dim=split_dim)
+
+
 def _real_dtype(dtype: torch.dtype) -> torch.dtype:
     return {torch.complex64: torch.float32, torch.complex128: torch.float64}.get(dtype, dtype)
 
 
-def _half_weight(L: int, n: int, like: torch.Tensor) -> torch.Tensor:
+def half_spectrum_weight(L: int, n: int, like: torch.Tensor) -> torch.Tensor:
     """Factors turning W into the half spectrum Y with irfft(Y, norm="forward") = Re Σ W_m e^{imφ}."""
     w = like.new_full((L,), 0.5, dtype=_real_dtype(like.dtype))
     w[0] = 1
@@ -132,7 +123,7 @@ def _rfft(x: torch.Tensor, L: int, backend: str) -> torch.Tensor:
 def _irfft(W: torch.Tensor, n: int, backend: str) -> torch.Tensor:
     """``W [L, R, B]`` → ``[B, R, n]``."""
     L = W.shape[0]
-    Y = W * _half_weight(L, n, W)[:, None, None]
+    Y = W * half_spectrum_weight(L, n, W)[:, None, None]
     if backend == "scipy":
         half = np.zeros((n // 2 + 1, *Y.shape[1:]), dtype=Y.numpy().dtype) if L < n // 2 + 1 else None
         if half is not None:

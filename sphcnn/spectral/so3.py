@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ._cache import cached_module
-from ._fft import fft2_backend, irfft2_into, parallel_ranges, rfft2
+from ._fft import fft2_backend, half_spectrum_weight, irfft2_into, parallel_ranges, rfft2
 from ._options import check_transform_args
 from ._tables import TableModule
 from .grids import SO3Grid
@@ -305,13 +305,6 @@ def _pairs_to_grid(pairs: torch.Tensor, n: int) -> torch.Tensor:
     return f
 
 
-def _half_spectrum_weight(pairs: torch.Tensor) -> torch.Tensor:
-    """1 for n = 0, ½ for n > 0 (broadcasts over pairs): a real inverse FFT counts n > 0 twice."""
-    w = pairs.new_full((pairs.shape[1], 1, 1, 1), 0.5)
-    w[0] = 1
-    return w
-
-
 class _GridToPairs(torch.autograd.Function):
     """Samples ``[B, β, n_α, n_γ]`` → unnormalized 2-D spectrum, pair-major ``[2L−1, L, β, B, 2]``.
 
@@ -326,7 +319,8 @@ class _GridToPairs(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
-        return _PairsToGrid.apply(grad * _half_spectrum_weight(grad), ctx.n_gamma), None
+        w = half_spectrum_weight(grad.shape[1], ctx.n_gamma, grad).view(-1, 1, 1, 1)  # irfft counts n > 0 twice
+        return _PairsToGrid.apply(grad * w, ctx.n_gamma), None
 
 
 class _PairsToGrid(torch.autograd.Function):
@@ -334,13 +328,13 @@ class _PairsToGrid(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, pairs: torch.Tensor, n_gamma: int) -> torch.Tensor:  # noqa: ANN001
-        ctx.L = pairs.shape[1]
+        ctx.L, ctx.n_gamma = pairs.shape[1], n_gamma
         return _pairs_to_grid(pairs, n_gamma)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
         pairs = _GridToPairs.apply(grad, ctx.L)
-        return pairs / _half_spectrum_weight(pairs), None
+        return pairs / half_spectrum_weight(ctx.L, ctx.n_gamma, pairs).view(-1, 1, 1, 1), None
 
 
 class InverseSO3FFT(_SO3Transform):
