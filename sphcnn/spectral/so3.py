@@ -46,10 +46,6 @@ def num_so3_coeffs(L: int) -> int:
     return L * (4 * L * L - 1) // 3
 
 
-def so3_block_offset(ell: int) -> int:
-    return num_so3_coeffs(ell)
-
-
 def so3_bandlimit(n_coeffs: int) -> int:
     """The L with L(4L²−1)/3 = n_coeffs, or a clear error."""
     L = 0
@@ -105,7 +101,6 @@ class _SO3Plan:
 
     L: int
     blocks: tuple[tuple[int, int, int], ...]  # (first pair, last pair + 1, k0)
-    block_m: tuple[tuple[int, int], ...]  # (first m, last m + 1) of each block
     pair_m: np.ndarray
     pair_n: np.ndarray
     pair_row0: np.ndarray  # row of (ℓ = k0, m, n) for each pair
@@ -119,17 +114,16 @@ class _SO3Plan:
         key = np.where(ms < 0, -1 - (-ms - 1) // width, ms // width)  # runs of |m| of one sign
         pm = np.repeat(ms, L)
         pn = np.tile(np.arange(L), ms.size)
-        blocks, block_m, pk0 = [], [], np.zeros(pm.size, dtype=np.int64)
+        blocks, pk0 = [], np.zeros(pm.size, dtype=np.int64)
         for k in np.unique(key):
             run = ms[key == k]
             k0 = int(np.abs(run).min())
             p0, p1 = (int(run[0]) + L - 1) * L, (int(run[-1]) + L) * L
             blocks.append((p0, p1, k0))
-            block_m.append((int(run[0]), int(run[-1]) + 1))
             pk0[p0:p1] = k0
         rows_per_pair = L - pk0
         row0 = np.concatenate(([0], np.cumsum(rows_per_pair)[:-1]))
-        return _SO3Plan(L=L, blocks=tuple(blocks), block_m=tuple(block_m), pair_m=pm, pair_n=pn,
+        return _SO3Plan(L=L, blocks=tuple(blocks), pair_m=pm, pair_n=pn,
                         pair_row0=row0, pair_k0=pk0, n_rows=int(rows_per_pair.sum()))
 
     def row(self, ell: np.ndarray, m: np.ndarray, n: np.ndarray) -> np.ndarray:
