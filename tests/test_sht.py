@@ -137,6 +137,33 @@ def test_gradcheck():
     assert torch.autograd.gradcheck(SHT(hp, dtype=torch.float64, iters=1), (xh,))
 
 
+@pytest.mark.parametrize("grid", [S2Grid(6, "dh"), S2Grid(7, "gl"), S2Grid(6, "gl"), S2Grid(6, "healpix", nside=2)],
+                         ids=["dh-pole-and-equator", "gl-equator", "gl-no-equator", "healpix"])
+def test_legendre_stage_directions_are_adjoint(grid, gen):
+    """⟨contract(X), c⟩ = ⟨X, expand(c)⟩ (real inner products): each is the other's backward."""
+    for forward in (SHT(grid, dtype=torch.float64), InverseSHT(grid, dtype=torch.float64)):
+        stage = forward.legendre
+        R, L = len(grid.ring_theta), forward.L
+        X = torch.randn(L, R, 3, dtype=torch.complex128, generator=gen)
+        c = torch.randn(3, L * L, dtype=torch.float64, generator=gen)
+        lhs = (stage.contract(X) * c).sum()
+        rhs = (torch.view_as_real(X) * torch.view_as_real(stage.expand(c))).sum()
+        assert abs(lhs - rhs) < 1e-12 * abs(lhs)
+
+
+def test_gradgradcheck_and_batch_sizes(gen):
+    grid = S2Grid(5, "dh")
+    fwd, inv = SHT(grid, dtype=torch.float64), InverseSHT(grid, dtype=torch.float64)
+    x = torch.randn(2, *grid.shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda t: inv(fwd(t)) ** 2, (x,))
+    # the gather index is cached per batch size: every size agrees with one map at a time
+    xs = torch.randn(12, *grid.shape, dtype=torch.float64, generator=gen)
+    one_by_one = torch.stack([fwd(m) for m in xs])
+    for B in (1, 2, 3, 5, 7, 9, 11, 12, 4, 1):
+        assert torch.allclose(fwd(xs[:B]), one_by_one[:B], atol=1e-14)
+        assert torch.allclose(inv(one_by_one[:B]), inv(one_by_one)[:B], atol=1e-14)
+
+
 def test_bad_inputs():
     grid = S2Grid(4, "dh")
     with pytest.raises(ValueError, match=r"trailing grid shape \(8, 8\)"):

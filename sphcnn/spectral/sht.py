@@ -19,9 +19,6 @@ table is not stored: each block is recomputed on the fly (memory O(L²·rings/bl
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import nn
@@ -29,88 +26,11 @@ from torch import nn
 from ._cache import cached_module
 from ._fft import ring_irfft, ring_rfft
 from ._options import check_transform_args
+from ._ring_legendre import RingLegendre
 from ._tables import TableModule
 from .grids import S2Grid
-from .legendre import legendre_block
 
 DEFAULT_MAX_TABLE_BYTES = 4 * 2**30
-
-
-@dataclass(frozen=True)
-class _RingPlan:
-    """Ring geometry, equatorial pairing and m-blocks of one grid (float64, numpy)."""
-
-    L: int
-    north: np.ndarray  # ring indices with θ ≤ π/2
-    south: np.ndarray  # mirror ring of each northern ring, or −1
-    ring_order: np.ndarray  # permutation: cat(north, paired south) → ring order
-    theta_north: np.ndarray
-    weight_north: np.ndarray  # quadrature weight per point of each northern ring
-    m_blocks: tuple[tuple[int, int], ...]
-    gather: np.ndarray  # coefficient ℓ²+ℓ+m → row of the (part, m, d) stack of block outputs
-    scatter: np.ndarray  # row of that stack → coefficient index (L² means "zero")
-
-    @staticmethod
-    def build(grid: S2Grid, L: int) -> "_RingPlan":
-        theta = np.asarray(grid.ring_theta, dtype=np.float64)
-        if grid.kind == "healpix":
-            weights = np.full(theta.size, 4 * math.pi / grid.shape[0])
-        else:
-            weights = grid.weights[:, 0].numpy()
-        north = np.flatnonzero(theta <= math.pi / 2 + 1e-12)
-        south = np.full(north.size, -1)
-        for i, r in enumerate(north):
-            partner = np.flatnonzero(np.abs(theta - (math.pi - theta[r])) < 1e-10)
-            partner = partner[partner != r]
-            if partner.size:
-                south[i] = partner[0]
-        paired = south[south >= 0]
-        order = np.concatenate((north, paired))
-        if sorted(order.tolist()) != list(range(theta.size)):
-            raise AssertionError("ring pairing failed: grid is not north/south symmetric")
-        ring_order = np.argsort(order)
-
-        block = max(1, L // 16)
-        m_blocks = tuple((m0, min(m0 + block, L)) for m0 in range(0, L, block))
-        # Rows of the block outputs, in order: per block, even then odd parity, (m, d) row-major.
-        row_of = {}
-        pos = 0
-        for m0, m1 in m_blocks:
-            for parity in (0, 1):
-                for m in range(m0, m1):
-                    for d in range(parity, L - m0, 2):
-                        if m + d < L:
-                            row_of[(m, m + d)] = pos
-                        pos += 1
-        n_rows = pos
-        gather = np.zeros(L * L, dtype=np.int64)  # coefficient → row in the (part, row) stack
-        scatter = np.full(2 * n_rows, L * L, dtype=np.int64)  # (part, row) → coefficient, L² = zero
-        for (m, ell), row in row_of.items():
-            gather[ell * ell + ell + m] = row
-            scatter[row] = ell * ell + ell + m
-            if m > 0:
-                gather[ell * ell + ell - m] = n_rows + row
-                scatter[n_rows + row] = ell * ell + ell - m
-        pos = n_rows
-        return _RingPlan(
-            L=L, north=north, south=south, ring_order=ring_order, theta_north=theta[north],
-            weight_north=weights[north], m_blocks=m_blocks, gather=gather,
-            scatter=scatter,
-        )
-
-    def table_bytes(self, itemsize: int) -> int:
-        return sum((m1 - m0) * (self.L - m0) * self.north.size for m0, m1 in self.m_blocks) * itemsize
-
-    def block_tables(self, m0: int, m1: int, forward: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(even, odd) parity tables of one m-block, float64 ``[m1−m0, n_d, n_north]`` (synthesis: transposed)."""
-        lam = legendre_block(self.L, self.theta_north, m0, m1)
-        scale = np.where(np.arange(m0, m1) == 0, 1.0, math.sqrt(2))[:, None, None]
-        lam = lam * scale
-        if forward:
-            lam = lam * self.weight_north[None, None, :]
-            return lam[:, 0::2], lam[:, 1::2]
-        # synthesis contracts over degrees: store [m, ring, d] so its matmul reads a contiguous table
-        return (np.ascontiguousarray(t.transpose(0, 2, 1)) for t in (lam[:, 0::2], lam[:, 1::2]))
 
 
 class _Longitude(TableModule):
@@ -177,80 +97,6 @@ class _Longitude(TableModule):
         return torch.cat(out, dim=-1)[..., self.pixel_inverse]
 
 
-class _LegendreStage(TableModule):
-    """Contraction over rings with the parity-split Legendre table, one matmul per m-block."""
-
-    def __init__(self, grid: S2Grid, L: int, forward: bool, dtype: torch.dtype, max_table_bytes: int) -> None:
-        super().__init__()
-        self.plan = _RingPlan.build(grid, L)
-        self.is_forward = forward
-        itemsize = torch.finfo(dtype).bits // 8
-        self.stored = self.plan.table_bytes(itemsize) <= max_table_bytes
-        p = self.plan
-        self.register_buffer("north", torch.from_numpy(p.north), persistent=False)
-        self.register_buffer("south_index", torch.from_numpy(np.where(p.south >= 0, p.south, len(p.ring_order))),
-                             persistent=False)
-        self.register_buffer("ring_order", torch.from_numpy(p.ring_order), persistent=False)
-        self.register_buffer("gather", torch.from_numpy(p.gather), persistent=False)
-        self.register_buffer("scatter", torch.from_numpy(p.scatter), persistent=False)
-        self.register_buffer("paired_slot", torch.from_numpy(np.flatnonzero(p.south >= 0)), persistent=False)
-        sign = np.where(np.concatenate([np.arange(-ell, ell + 1) for ell in range(L)]) < 0, -1.0, 1.0)
-        self.register_buffer("sign", torch.from_numpy(sign).to(dtype), persistent=False)
-        self._build_tables(dtype, torch.device("cpu"))
-
-    def _build_tables(self, dtype: torch.dtype, device: torch.device) -> None:
-        self.table_dtype = dtype
-        for i, (m0, m1) in enumerate(self.plan.m_blocks):
-            even = odd = None
-            if self.stored:
-                even, odd = (torch.from_numpy(t).to(dtype=dtype, device=device)
-                             for t in self.plan.block_tables(m0, m1, self.is_forward))
-            self.register_buffer(f"even_{i}", even, persistent=False)
-            self.register_buffer(f"odd_{i}", odd, persistent=False)
-
-    def _tables(self, i: int, m0: int, m1: int) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.stored:
-            return getattr(self, f"even_{i}"), getattr(self, f"odd_{i}")
-        dev = self.gather.device
-        return tuple(torch.from_numpy(t).to(dtype=self.table_dtype, device=dev)
-                     for t in self.plan.block_tables(m0, m1, self.is_forward))
-
-    def analysis(self, X: torch.Tensor) -> torch.Tensor:
-        """``X [L, rings, B]`` (Σ_k f e^{−imφ_k} per ring) → real coefficients ``[B, L²]``."""
-        B = X.shape[-1]
-        X = torch.cat((X, X.new_zeros(X.shape[0], 1, B)), dim=1)
-        north, south = X[:, self.north], X[:, self.south_index]
-        # Real part pairs with cos mφ (c_ℓm), imaginary part with −sin mφ (sign fixed at the end).
-        even_in, odd_in = (torch.view_as_real(s).reshape(s.shape[0], s.shape[1], 2 * B)
-                           for s in (north + south, north - south))
-        out = []
-        for i, (m0, m1) in enumerate(self.plan.m_blocks):
-            t_even, t_odd = self._tables(i, m0, m1)
-            out.append(torch.bmm(t_even, even_in[m0:m1]).reshape(-1, B, 2))
-            out.append(torch.bmm(t_odd, odd_in[m0:m1]).reshape(-1, B, 2))
-        rows = torch.cat(out).permute(2, 0, 1).reshape(-1, B)  # [(part, m, d), B]
-        return (rows[self.gather] * self.sign.unsqueeze(-1)).T
-
-    def synthesis(self, c: torch.Tensor) -> torch.Tensor:
-        """Real coefficients ``c [B, L²]`` → complex W ``[L, rings, B]`` with f = Re Σ_m W_m e^{imφ}."""
-        B = c.shape[0]
-        ct = torch.cat((c * self.sign, c.new_zeros(B, 1)), dim=1).T
-        rows = ct[self.scatter].reshape(2, -1, B).permute(1, 2, 0)  # [(m, d), B, 2]
-        even_out, odd_out = [], []
-        pos = 0
-        for i, (m0, m1) in enumerate(self.plan.m_blocks):
-            t_even, t_odd = self._tables(i, m0, m1)
-            for table, dest in ((t_even, even_out), (t_odd, odd_out)):
-                mb, _, n_d = table.shape
-                rhs = rows[pos: pos + mb * n_d].reshape(mb, n_d, 2 * B)
-                pos += mb * n_d
-                dest.append(torch.bmm(table, rhs))  # [mb, n_north, 2B]
-        even, odd = torch.cat(even_out), torch.cat(odd_out)
-        north, south = even + odd, (even - odd)[:, self.paired_slot]
-        rings = torch.cat((north, south), dim=1)[:, self.ring_order]  # [L, rings, 2B]
-        return torch.view_as_complex(rings.reshape(rings.shape[0], rings.shape[1], B, 2))
-
-
 class _TransformBase(nn.Module):
     def __init__(self, grid: S2Grid, L: int | None, forward: bool, dtype: torch.dtype,
                  max_table_bytes: int) -> None:
@@ -258,7 +104,7 @@ class _TransformBase(nn.Module):
         L = check_transform_args(grid, S2Grid, L, dtype)
         self.grid, self.L = grid, L
         self.longitude = _Longitude(grid, L, dtype)
-        self.legendre = _LegendreStage(grid, L, forward, dtype, max_table_bytes)
+        self.legendre = RingLegendre(grid, L, forward, dtype, max_table_bytes)
 
     def _check_dtype(self, x: torch.Tensor, name: str) -> None:
         if x.dtype != self.legendre.table_dtype:
