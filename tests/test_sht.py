@@ -215,3 +215,30 @@ def test_lower_output_bandlimit_projects_onto_low_degrees(kind, gen):
     assert torch.allclose(isht(low, grid), isht(padded, grid), atol=1e-12)
     with pytest.raises(ValueError, match="coefficient bandlimit L"):
         SHT(grid, L=13)
+
+
+def test_workspace_buffers_never_leak_into_results(gen, monkeypatch):
+    """Scratch buffers are reused between calls (here for every size); results and gradients stay intact."""
+    import copy
+    import pickle
+
+    from sphcnn.spectral import _workspace
+
+    monkeypatch.setattr(_workspace, "MIN_BYTES", 0)
+    grid = S2Grid(6, "dh")
+    fwd, inv = SHT(grid, dtype=torch.float64), InverseSHT(grid, dtype=torch.float64)
+    c1, c2 = (random_coefficients(6, 3, generator=gen) for _ in range(2))
+    x1 = inv(c1)
+    x1_copy = x1.clone()
+    x2 = inv(c2)
+    a1 = fwd(x1)
+    a2 = fwd(x2)
+    assert torch.equal(x1, x1_copy) and relative_error(a1, c1) < 1e-13 and relative_error(a2, c2) < 1e-13
+    assert fwd.legendre.workspace.nbytes() > 0
+    x = torch.randn(2, *grid.shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: inv(fwd(t)), (x,))
+    for clone in (copy.deepcopy(fwd), pickle.loads(pickle.dumps(fwd))):  # copies start with an empty workspace
+        assert clone.legendre.workspace.nbytes() == 0
+        assert relative_error(clone(x1), c1) < 1e-13
+    fwd.legendre.workspace.clear()
+    assert fwd.legendre.workspace.nbytes() == 0
