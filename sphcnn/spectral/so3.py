@@ -271,12 +271,13 @@ def _grid_to_pairs(f: torch.Tensor, L: int) -> torch.Tensor:
     """
     B, n_beta, n_alpha, _ = f.shape
     out = f.new_empty(2 * L - 1, L, n_beta, B, 2)
+    bins = torch.view_as_complex(out)  # copying whole complex numbers: ~20 % faster than (…, 2) pairs
     backend = fft2_backend(f, n_alpha)
 
     def work(b0: int, b1: int) -> None:
-        spec = torch.view_as_real(rfft2(f[b0:b1], backend))
-        out[: L - 1, :, :, b0:b1].copy_(spec[:, :, n_alpha - L + 1:, :L].permute(2, 3, 1, 0, 4))
-        out[L - 1:, :, :, b0:b1].copy_(spec[:, :, :L, :L].permute(2, 3, 1, 0, 4))
+        spec = rfft2(f[b0:b1], backend)
+        bins[: L - 1, :, :, b0:b1].copy_(spec[:, :, n_alpha - L + 1:, :L].permute(2, 3, 1, 0))
+        bins[L - 1:, :, :, b0:b1].copy_(spec[:, :, :L, :L].permute(2, 3, 1, 0))
 
     parallel_ranges(B, f.numel(), f.device, work)
     return out
@@ -288,12 +289,15 @@ def _pairs_to_grid(pairs: torch.Tensor, n: int) -> torch.Tensor:
     L, n_beta, B = pairs.shape[1], pairs.shape[2], pairs.shape[3]
     f = pairs.new_empty(B, n_beta, n, n)
     backend = fft2_backend(f, n)
+    bins = torch.view_as_complex(pairs.contiguous())
 
     def work(b0: int, b1: int) -> None:
-        spec = pairs.new_zeros(b1 - b0, n_beta, n, n // 2 + 1, 2)
-        spec[:, :, n - L + 1:, :L].copy_(pairs[: L - 1, :, :, b0:b1].permute(3, 2, 0, 1, 4))
-        spec[:, :, :L, :L].copy_(pairs[L - 1:, :, :, b0:b1].permute(3, 2, 0, 1, 4))
-        irfft2_into(torch.view_as_complex(spec), f[b0:b1], backend)
+        spec = bins.new_empty(b1 - b0, n_beta, n, n // 2 + 1)
+        spec[:, :, L:n - L + 1].zero_()  # orders |m| ≥ L
+        spec[..., L:].zero_()  # orders n ≥ L
+        spec[:, :, n - L + 1:, :L].copy_(bins[: L - 1, :, :, b0:b1].permute(3, 2, 0, 1))
+        spec[:, :, :L, :L].copy_(bins[L - 1:, :, :, b0:b1].permute(3, 2, 0, 1))
+        irfft2_into(spec, f[b0:b1], backend)
 
     parallel_ranges(B, f.numel(), pairs.device, work)
     return f
