@@ -15,6 +15,9 @@ non-persistent buffers (so it follows ``.to(device)`` and stays out of
 checkpoints) and is rebuilt in float64 and cast when the dtype changes, so
 ``.double()`` never inherits float32 round-off. Above ``max_table_bytes`` the
 table is not stored: each block is recomputed on the fly (memory O(L²·rings/blocks)).
+Large scratch buffers of the Legendre stage (≥ 16 MB: L ≳ 256 at batch 16) are kept
+between calls, per thread, to avoid page-faulting fresh memory on every call;
+``release_workspace()`` frees them (see :mod:`sphcnn.spectral._workspace`).
 """
 
 from __future__ import annotations
@@ -112,6 +115,10 @@ class _TransformBase(nn.Module):
                 f"{name} is {x.dtype} but this transform's tables are {self.legendre.table_dtype}; "
                 f"convert the input or the module (module.to({x.dtype}))"
             )
+
+    def release_workspace(self) -> None:
+        """Free the scratch buffers (≥ 16 MB each) this thread's calls keep for the next call."""
+        self.legendre.workspace.clear()
 
     def extra_repr(self) -> str:
         return f"L={self.L}, grid=S2Grid(L={self.grid.L}, kind={self.grid.kind!r}), dtype={self.legendre.table_dtype}"
