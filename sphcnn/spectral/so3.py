@@ -230,8 +230,43 @@ class _SO3Transform(TableModule):
         self.register_buffer("haar_weights", self.grid.weights.reshape(-1).to(dtype=dtype, device=device),
                              persistent=False)
 
+    def _tables(self) -> tuple[torch.Tensor, ...]:
+        return tuple(getattr(self, f"table_{i}") for i in range(len(self.plan.blocks)))
+
     def extra_repr(self) -> str:
         return f"L={self.L}, grid=SO3Grid(L={self.grid.L}, kind={self.grid.kind!r}), dtype={self.table_dtype}"
+
+
+def _block_bmm(x: torch.Tensor, tables: tuple[torch.Tensor, ...], transpose: bool) -> torch.Tensor:
+    """Rows ``x [Σ_i p_i·k_i, C]`` (block i: ``[p_i, k_i, C]``) → ``[Σ_i p_i·r_i, C]`` with block i = T_i x_i
+    for ``T_i [p_i, r_i, k_i]`` (or T_iᵀ), each matmul written into one output buffer."""
+    C = x.shape[-1]
+    cols, rows = (1, 2) if transpose else (2, 1)
+    out = x.new_empty(sum(t.shape[0] * t.shape[rows] for t in tables), C)
+    at_in = at_out = 0
+    for t in tables:
+        p, n_in, n_out = t.shape[0], t.shape[cols], t.shape[rows]
+        torch.bmm(t.transpose(1, 2) if transpose else t, x[at_in: at_in + p * n_in].view(p, n_in, C),
+                  out=out[at_out: at_out + p * n_out].view(p, n_out, C))
+        at_in, at_out = at_in + p * n_in, at_out + p * n_out
+    return out
+
+
+class _BlockContraction(torch.autograd.Function):
+    """The β-contraction :func:`_block_bmm`; its backward is the same with the tables transposed.
+
+    One preallocated output instead of per-block results joined by ``cat`` (whose backward
+    would split and join again); the tables are constants.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, tables: tuple[torch.Tensor, ...], transpose: bool) -> torch.Tensor:  # noqa: ANN001
+        ctx.tables, ctx.transpose = tables, transpose
+        return _block_bmm(x, tables, transpose)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
+        return _BlockContraction.apply(grad.contiguous(), ctx.tables, not ctx.transpose), None, None
 
 
 class SO3FFT(_SO3Transform):
@@ -248,14 +283,12 @@ class SO3FFT(_SO3Transform):
         self._check_dtype(f, "f")
         batch = f.shape[:-3]
         f = f.reshape(-1, *self.grid.shape)
-        B, n_beta = f.shape[0], self.grid.shape[0]
+        B = f.shape[0]
         if self.L == 1:
             return (f.reshape(B, -1) @ self.haar_weights).reshape(*batch, 1)
         # Σ_{α,γ} f e^{−imα} e^{−inγ} for n ≥ 0, pair-major: [(m, n), β, 2B]
         pairs = _GridToPairs.apply(f, self.L)
-        blocks = pairs.reshape(-1, n_beta, 2 * B).split([p1 - p0 for p0, p1, _ in self.plan.blocks])
-        rows = [torch.bmm(getattr(self, f"table_{i}"), block).reshape(-1, B, 2) for i, block in enumerate(blocks)]
-        rows = torch.cat(rows)
+        rows = _BlockContraction.apply(pairs.view(-1, 2 * B), self._tables(), False).view(-1, B, 2)
         # two rows per coefficient, gathered whole (index_select of contiguous rows is fast)
         picked = rows.view(rows.shape[0], 2 * B).index_select(0, self.basis_src).view(-1, 2, B, 2)
         w = self.basis_weight  # [N, 2 rows, 1, 2 parts]; four fused multiply-adds beat a strided reduction
@@ -354,11 +387,8 @@ class InverseSO3FFT(_SO3Transform):
         gathered = Ft.contiguous().index_select(0, self.basis_src).view(4, -1, B)  # [4, rows, B]
         rows = torch.stack(((self.basis_a * gathered).sum(0), (self.basis_b * gathered).sum(0)), dim=-1)  # conj H
         # f = Σ H e^{−imα−inγ} = Re Σ H̄ e^{+i…}: an inverse real FFT of H̄ summed over β (n ≥ 0 half)
-        sizes = [(p1 - p0) * (L - k0) for p0, p1, k0 in self.plan.blocks]
-        rhs = rows.split(sizes)
-        pairs = torch.cat([torch.bmm(getattr(self, f"table_{i}"), r.reshape(p1 - p0, L - k0, 2 * B))
-                           for i, ((p0, p1, k0), r) in enumerate(zip(self.plan.blocks, rhs))])  # [pairs, β, 2B]
-        f = _PairsToGrid.apply(pairs.reshape(2 * L - 1, L, n_beta, B, 2), n_ag)
+        pairs = _BlockContraction.apply(rows.view(-1, 2 * B), self._tables(), False)  # [(pair, β), 2B]
+        f = _PairsToGrid.apply(pairs.view(2 * L - 1, L, n_beta, B, 2), n_ag)
         return f.reshape(*batch, *self.grid.shape)
 
 
