@@ -244,29 +244,20 @@ class RingLegendre(TableModule):
         return torch.view_as_complex(W)
 
     def analysis(self, X: torch.Tensor) -> torch.Tensor:
-        return _Contract.apply(X, self)
+        return _LegendreMap.apply(X, self, False)
 
     def synthesis(self, c: torch.Tensor) -> torch.Tensor:
-        return _Expand.apply(c, self)
+        return _LegendreMap.apply(c, self, True)
 
 
-class _Contract(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, X: torch.Tensor, stage: RingLegendre) -> torch.Tensor:  # noqa: ANN001
-        ctx.stage = stage
-        return stage.contract(X)
+class _LegendreMap(torch.autograd.Function):
+    """``stage.contract`` or ``stage.expand``; the backward of each is the other."""
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
-        return _Expand.apply(grad, ctx.stage), None
-
-
-class _Expand(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, c: torch.Tensor, stage: RingLegendre) -> torch.Tensor:  # noqa: ANN001
-        ctx.stage = stage
-        return stage.expand(c)
+    def forward(ctx, x: torch.Tensor, stage: RingLegendre, expand: bool) -> torch.Tensor:  # noqa: ANN001
+        ctx.stage, ctx.expand = stage, expand
+        return stage.expand(x) if expand else stage.contract(x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
-        return _Contract.apply(grad, ctx.stage), None
+        return _LegendreMap.apply(grad, ctx.stage, not ctx.expand), None, None
