@@ -291,9 +291,10 @@ class SO3FFT(_SO3Transform):
         rows = _BlockContraction.apply(pairs.view(-1, 2 * B), self._tables(), False).view(-1, B, 2)
         # two rows per coefficient, gathered whole (index_select of contiguous rows is fast)
         picked = rows.view(rows.shape[0], 2 * B).index_select(0, self.basis_src).view(-1, 2, B, 2)
-        w = self.basis_weight  # [N, 2 rows, 1, 2 parts]; four fused multiply-adds beat a strided reduction
-        out = (picked[:, 0, :, 0] * w[:, 0, :, 0] + picked[:, 0, :, 1] * w[:, 0, :, 1]
-               + picked[:, 1, :, 0] * w[:, 1, :, 0] + picked[:, 1, :, 1] * w[:, 1, :, 1])  # [N, B]
+        w = self.basis_weight  # [N, 2 rows, 1, 2 parts]; multiply-adds in place beat a strided reduction
+        out = picked[:, 0, :, 0] * w[:, 0, :, 0]  # [N, B]
+        for row, part in ((0, 1), (1, 0), (1, 1)):
+            out = out.addcmul_(picked[:, row, :, part], w[:, row, :, part])
         return out.T.reshape(*batch, -1)
 
 
@@ -385,7 +386,13 @@ class InverseSO3FFT(_SO3Transform):
         Ft = F.reshape(-1, F.shape[-1]).T  # [coeffs, B]
         B, (n_beta, n_ag, _) = Ft.shape[1], self.grid.shape
         gathered = Ft.contiguous().index_select(0, self.basis_src).view(4, -1, B)  # [4, rows, B]
-        rows = torch.stack(((self.basis_a * gathered).sum(0), (self.basis_b * gathered).sum(0)), dim=-1)  # conj H
+        parts = []
+        for coef in (self.basis_a, self.basis_b):  # conj H = Σ_t coef_t F[src_t], accumulated in place
+            acc = gathered[0] * coef[0]
+            for t in range(1, 4):
+                acc = acc.addcmul_(gathered[t], coef[t])
+            parts.append(acc)
+        rows = torch.stack(parts, dim=-1)
         # f = Σ H e^{−imα−inγ} = Re Σ H̄ e^{+i…}: an inverse real FFT of H̄ summed over β (n ≥ 0 half)
         pairs = _BlockContraction.apply(rows.view(-1, 2 * B), self._tables(), False)  # [(pair, β), 2B]
         f = _PairsToGrid.apply(pairs.view(2 * L - 1, L, n_beta, B, 2), n_ag)
