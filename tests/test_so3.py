@@ -179,3 +179,27 @@ def test_both_fft_backends(backend, gen, monkeypatch):
     fwd, inv = SO3FFT(grid, dtype=torch.float64), InverseSO3FFT(grid, dtype=torch.float64)
     assert torch.autograd.gradcheck(fwd, (f[0].clone().requires_grad_(True),))
     assert torch.autograd.gradcheck(inv, (F[0].clone().requires_grad_(True),))
+
+
+def test_workspace_reuse_never_leaks_into_results_or_gradients(gen, monkeypatch):
+    """Scratch buffers are reused between calls (here for every size) only while autograd is not recording."""
+    import copy
+
+    from sphcnn.spectral import _workspace
+
+    monkeypatch.setattr(_workspace, "MIN_BYTES", 0)
+    grid = SO3Grid(5, "gl")
+    fwd, inv = SO3FFT(grid, dtype=torch.float64), InverseSO3FFT(grid, dtype=torch.float64)
+    F1, F2 = (torch.randn(3, num_so3_coeffs(5), dtype=torch.float64, generator=gen) for _ in range(2))
+    f1 = inv(F1)
+    f1_copy = f1.clone()
+    f2 = inv(F2)
+    a1, a2 = fwd(f1), fwd(f2)
+    assert torch.equal(f1, f1_copy)
+    assert relative_error(a1, F1) < 1e-12 and relative_error(a2, F2) < 1e-12
+    assert fwd.workspace.nbytes() > 0 and inv.workspace.nbytes() > 0
+    x = f1[:1].clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda t: inv(fwd(t)), (x,))
+    assert copy.deepcopy(inv).workspace.nbytes() == 0
+    inv.release_workspace()
+    assert inv.workspace.nbytes() == 0

@@ -34,6 +34,7 @@ from ._cache import cached_module
 from ._fft import fft2_backend, half_spectrum_weight, irfft2_into, parallel_ranges, rfft2
 from ._options import check_transform_args
 from ._tables import TableModule
+from ._workspace import Workspace
 from .grids import SO3Grid
 from .wigner import _y_to_z_block, complex_to_real_block
 
@@ -208,6 +209,7 @@ class _SO3Transform(TableModule):
         L = check_transform_args(grid, SO3Grid, L, dtype)
         self.grid, self.L, self.is_forward = grid, L, forward
         self.plan = _SO3Plan.build(L)
+        self.workspace = Workspace()
         basis = self.plan.real_basis_map() if forward else self.plan.complex_basis_map()
         self.register_buffer("basis_src", torch.from_numpy(basis[0].reshape(-1)), persistent=False)
         self._basis = basis[1:]
@@ -231,6 +233,15 @@ class _SO3Transform(TableModule):
         self.register_buffer("haar_weights", self.grid.weights.reshape(-1).to(dtype=dtype, device=device),
                              persistent=False)
 
+    def _intermediate_workspace(self, x: torch.Tensor) -> Workspace | None:
+        """The workspace for results passed between the steps of one call, when autograd is not recording
+        them (they could otherwise be saved for the backward and overwritten by the next call)."""
+        return None if torch.is_grad_enabled() and x.requires_grad else self.workspace
+
+    def release_workspace(self) -> None:
+        """Free the scratch buffers (≥ 16 MB each) this thread's calls keep for the next call."""
+        self.workspace.clear()
+
     def _tables(self) -> tuple[torch.Tensor, ...]:
         return tuple(getattr(self, f"table_{i}") for i in range(len(self.plan.blocks)))
 
@@ -238,12 +249,24 @@ class _SO3Transform(TableModule):
         return f"L={self.L}, grid=SO3Grid(L={self.grid.L}, kind={self.grid.kind!r}), dtype={self.table_dtype}"
 
 
-def _block_bmm(x: torch.Tensor, tables: tuple[torch.Tensor, ...], transpose: bool) -> torch.Tensor:
+def _scratch(workspace: Workspace | None, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    return like.new_empty(shape) if workspace is None else workspace.empty(name, shape, like)
+
+
+def _select_rows(x: torch.Tensor, index: torch.Tensor, workspace: Workspace | None, name: str) -> torch.Tensor:
+    """``x.index_select(0, index)``, into a workspace buffer when one is given (autograd not recording)."""
+    if workspace is None:
+        return x.index_select(0, index)
+    return torch.index_select(x, 0, index, out=workspace.empty(name, (index.numel(), *x.shape[1:]), x))
+
+
+def _block_bmm(x: torch.Tensor, tables: tuple[torch.Tensor, ...], transpose: bool,
+               workspace: Workspace | None = None) -> torch.Tensor:
     """Rows ``x [Σ_i p_i·k_i, C]`` (block i: ``[p_i, k_i, C]``) → ``[Σ_i p_i·r_i, C]`` with block i = T_i x_i
     for ``T_i [p_i, r_i, k_i]`` (or T_iᵀ), each matmul written into one output buffer."""
     C = x.shape[-1]
     cols, rows = (1, 2) if transpose else (2, 1)
-    out = x.new_empty(sum(t.shape[0] * t.shape[rows] for t in tables), C)
+    out = _scratch(workspace, "contraction", (sum(t.shape[0] * t.shape[rows] for t in tables), C), x)
     at_in = at_out = 0
     for t in tables:
         p, n_in, n_out = t.shape[0], t.shape[cols], t.shape[rows]
@@ -261,13 +284,14 @@ class _BlockContraction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, tables: tuple[torch.Tensor, ...], transpose: bool) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx, x: torch.Tensor, tables: tuple[torch.Tensor, ...], transpose: bool,  # noqa: ANN001
+                workspace: Workspace | None = None) -> torch.Tensor:
         ctx.tables, ctx.transpose = tables, transpose
-        return _block_bmm(x, tables, transpose)
+        return _block_bmm(x, tables, transpose, workspace)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
-        return _BlockContraction.apply(grad.contiguous(), ctx.tables, not ctx.transpose), None, None
+        return _BlockContraction.apply(grad.contiguous(), ctx.tables, not ctx.transpose), None, None, None
 
 
 class SO3FFT(_SO3Transform):
@@ -288,10 +312,11 @@ class SO3FFT(_SO3Transform):
         if self.L == 1:
             return (f.reshape(B, -1) @ self.haar_weights).reshape(*batch, 1)
         # Σ_{α,γ} f e^{−imα} e^{−inγ} for n ≥ 0, pair-major: [(m, n), β, 2B]
-        pairs = _GridToPairs.apply(f, self.L)
-        rows = _BlockContraction.apply(pairs.view(-1, 2 * B), self._tables(), False).view(-1, B, 2)
+        ws = self._intermediate_workspace(f)
+        pairs = _GridToPairs.apply(f, self.L, ws)
+        rows = _BlockContraction.apply(pairs.view(-1, 2 * B), self._tables(), False, ws).view(-1, 2 * B)
         # two rows per coefficient, gathered whole (index_select of contiguous rows is fast)
-        picked = rows.view(rows.shape[0], 2 * B).index_select(0, self.basis_src).view(-1, 2, B, 2)
+        picked = _select_rows(rows, self.basis_src, ws, "picked").view(-1, 2, B, 2)
         w = self.basis_weight  # [N, 2 rows, 1, 2 parts]; multiply-adds in place beat a strided reduction
         out = picked[:, 0, :, 0] * w[:, 0, :, 0]  # [N, B]
         for row, part in ((0, 1), (1, 0), (1, 1)):
@@ -299,13 +324,13 @@ class SO3FFT(_SO3Transform):
         return out.T.reshape(*batch, -1)
 
 
-def _grid_to_pairs(f: torch.Tensor, L: int) -> torch.Tensor:
+def _grid_to_pairs(f: torch.Tensor, L: int, workspace: Workspace | None = None) -> torch.Tensor:
     """Samples ``[B, β, n, n]`` → unnormalized 2-D spectrum, pair-major ``[2L−1 (m = −L+1 … L−1), L (n), β, B, 2]``.
 
     Chunks of the batch are transformed and transposed into the shared output concurrently.
     """
     B, n_beta, n_alpha, _ = f.shape
-    out = f.new_empty(2 * L - 1, L, n_beta, B, 2)
+    out = _scratch(workspace, "pairs", (2 * L - 1, L, n_beta, B, 2), f)
     bins = torch.view_as_complex(out)  # copying whole complex numbers: ~20 % faster than (…, 2) pairs
     backend = fft2_backend(f, n_alpha)
 
@@ -318,7 +343,7 @@ def _grid_to_pairs(f: torch.Tensor, L: int) -> torch.Tensor:
     return out
 
 
-def _pairs_to_grid(pairs: torch.Tensor, n: int) -> torch.Tensor:
+def _pairs_to_grid(pairs: torch.Tensor, n: int, workspace: Workspace | None = None) -> torch.Tensor:
     """The adjoint layout of :func:`_grid_to_pairs`, then f = Re Σ_{m, n ≥ 0} c_n S_mn e^{i(mα + nγ)}
     (c_0 = 1, c_n = 2: an unnormalized inverse real FFT; bins of orders ≥ L are zero)."""
     L, n_beta, B = pairs.shape[1], pairs.shape[2], pairs.shape[3]
@@ -327,7 +352,7 @@ def _pairs_to_grid(pairs: torch.Tensor, n: int) -> torch.Tensor:
     bins = torch.view_as_complex(pairs.contiguous())
 
     def work(b0: int, b1: int) -> None:
-        spec = bins.new_empty(b1 - b0, n_beta, n, n // 2 + 1)
+        spec = _scratch(workspace, "spectrum", (b1 - b0, n_beta, n, n // 2 + 1), bins)  # thread-local
         spec[:, :, L:n - L + 1].zero_()  # orders |m| ≥ L
         spec[..., L:].zero_()  # orders n ≥ L
         spec[:, :, n - L + 1:, :L].copy_(bins[: L - 1, :, :, b0:b1].permute(3, 2, 0, 1))
@@ -346,28 +371,28 @@ class _GridToPairs(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, f: torch.Tensor, L: int) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx, f: torch.Tensor, L: int, workspace: Workspace | None = None) -> torch.Tensor:  # noqa: ANN001
         ctx.n_gamma = f.shape[-1]
-        return _grid_to_pairs(f, L)
+        return _grid_to_pairs(f, L, workspace)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
         w = half_spectrum_weight(grad.shape[1], ctx.n_gamma, grad).view(-1, 1, 1, 1)  # irfft counts n > 0 twice
-        return _PairsToGrid.apply(grad * w, ctx.n_gamma), None
+        return _PairsToGrid.apply(grad * w, ctx.n_gamma), None, None
 
 
 class _PairsToGrid(torch.autograd.Function):
     """Pairs → samples by :func:`_pairs_to_grid`; the adjoint of :class:`_GridToPairs` up to c_n."""
 
     @staticmethod
-    def forward(ctx, pairs: torch.Tensor, n_gamma: int) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx, pairs: torch.Tensor, n_gamma: int, workspace: Workspace | None = None) -> torch.Tensor:  # noqa: ANN001
         ctx.L, ctx.n_gamma = pairs.shape[1], n_gamma
-        return _pairs_to_grid(pairs, n_gamma)
+        return _pairs_to_grid(pairs, n_gamma, workspace)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
         pairs = _GridToPairs.apply(grad, ctx.L)
-        return pairs / half_spectrum_weight(ctx.L, ctx.n_gamma, pairs).view(-1, 1, 1, 1), None
+        return pairs / half_spectrum_weight(ctx.L, ctx.n_gamma, pairs).view(-1, 1, 1, 1), None, None
 
 
 class InverseSO3FFT(_SO3Transform):
@@ -386,17 +411,21 @@ class InverseSO3FFT(_SO3Transform):
         batch = F.shape[:-1]
         Ft = F.reshape(-1, F.shape[-1]).T  # [coeffs, B]
         B, (n_beta, n_ag, _) = Ft.shape[1], self.grid.shape
-        gathered = Ft.contiguous().index_select(0, self.basis_src).view(4, -1, B)  # [4, rows, B]
+        ws = self._intermediate_workspace(F)
+        Fc = Ft.contiguous() if ws is None else ws.empty("coefficients", tuple(Ft.shape), Ft).copy_(Ft)
+        gathered = _select_rows(Fc, self.basis_src, ws, "gathered").view(4, -1, B)  # [4, rows, B]
         parts = []
-        for coef in (self.basis_a, self.basis_b):  # conj H = Σ_t coef_t F[src_t], accumulated in place
-            acc = gathered[0] * coef[0]
+        for name, coef in (("real", self.basis_a), ("imag", self.basis_b)):  # conj H = Σ_t coef_t F[src_t]
+            acc = gathered[0] * coef[0] if ws is None else torch.mul(gathered[0], coef[0], out=ws.empty(
+                name, tuple(gathered.shape[1:]), Ft))
             for t in range(1, 4):
                 acc = acc.addcmul_(gathered[t], coef[t])
             parts.append(acc)
-        rows = torch.stack(parts, dim=-1)
+        rows = torch.stack(parts, dim=-1) if ws is None else torch.stack(
+            parts, dim=-1, out=ws.empty("rows", (*parts[0].shape, 2), Ft))
         # f = Σ H e^{−imα−inγ} = Re Σ H̄ e^{+i…}: an inverse real FFT of H̄ summed over β (n ≥ 0 half)
-        pairs = _BlockContraction.apply(rows.view(-1, 2 * B), self._tables(), False)  # [(pair, β), 2B]
-        f = _PairsToGrid.apply(pairs.view(2 * L - 1, L, n_beta, B, 2), n_ag)
+        pairs = _BlockContraction.apply(rows.view(-1, 2 * B), self._tables(), False, ws)  # [(pair, β), 2B]
+        f = _PairsToGrid.apply(pairs.view(2 * L - 1, L, n_beta, B, 2), n_ag, self.workspace)
         return f.reshape(*batch, *self.grid.shape)
 
 
