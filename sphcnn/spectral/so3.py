@@ -316,10 +316,13 @@ class SO3FFT(_SO3Transform):
         rows = _BlockContraction.apply(pairs.view(-1, 2 * B), self._tables(), False, ws).view(-1, 2 * B)
         # two rows per coefficient, gathered whole (index_select of contiguous rows is fast)
         picked = _select_rows(rows, self.basis_src, ws, "picked").view(-1, 2, B, 2)
-        w = self.basis_weight  # [N, 2 rows, 1, 2 parts]; multiply-adds in place beat a strided reduction
-        out = picked[:, 0, :, 0] * w[:, 0, :, 0]  # [N, B]
-        for row, part in ((0, 1), (1, 0), (1, 1)):
-            out = out.addcmul_(picked[:, row, :, part], w[:, row, :, part])
+        # [N, 2 rows, 1, 2 parts] weights; multiply-adds in place beat a strided reduction, and unbind
+        # (not indexing) keeps the backward to one stacked gradient instead of one zero-filled copy per term
+        terms = [t for row in picked.permute(1, 3, 0, 2).unbind(0) for t in row.unbind(0)]  # (row, part)
+        w = self.basis_weight
+        out = terms[0] * w[:, 0, :, 0]  # [N, B]
+        for t, (row, part) in zip(terms[1:], ((0, 1), (1, 0), (1, 1))):
+            out = out.addcmul_(t, w[:, row, :, part])
         return out.T.reshape(*batch, -1)
 
 
@@ -412,11 +415,11 @@ class InverseSO3FFT(_SO3Transform):
         B, (n_beta, n_ag, _) = Ft.shape[1], self.grid.shape
         ws = self._intermediate_workspace(F)
         Fc = Ft.contiguous() if ws is None else ws.empty("coefficients", tuple(Ft.shape), Ft).copy_(Ft)
-        gathered = _select_rows(Fc, self.basis_src, ws, "gathered").view(4, -1, B)  # [4, rows, B]
+        gathered = _select_rows(Fc, self.basis_src, ws, "gathered").view(4, -1, B).unbind(0)  # 4 × [rows, B]
         parts = []
         for name, coef in (("real", self.basis_a), ("imag", self.basis_b)):  # conj H = Σ_t coef_t F[src_t]
             acc = gathered[0] * coef[0] if ws is None else torch.mul(gathered[0], coef[0], out=ws.empty(
-                name, tuple(gathered.shape[1:]), Ft))
+                name, tuple(gathered[0].shape), Ft))
             for t in range(1, 4):
                 acc = acc.addcmul_(gathered[t], coef[t])
             parts.append(acc)
