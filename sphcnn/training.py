@@ -9,6 +9,10 @@ torchmetrics logged under ``train/``, ``val/`` and ``test/``.
 :class:`TrainingThroughput` measures the training speed in samples per
 second (time spent in training steps only, validation excluded).
 
+:class:`BatchNormRecalibration` re-estimates batch-norm statistics with the
+current weights before each validation (stale running averages made
+eval-mode accuracy swing between epochs).
+
 :class:`SyntheticDataModule` serves random tensors of a chosen shape with
 random labels: the data for smoke tests of the training loop (it learns
 nothing), with the interface of the real DataModules.
@@ -254,6 +258,71 @@ class TrainingThroughput(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self._epoch_seconds > 0:
             pl_module.log("train/samples_per_second", self._epoch_samples / self._epoch_seconds)
+
+
+class BatchNormRecalibration(pl.Callback):
+    """Recompute batch-norm running statistics with the current weights before each validation.
+
+    Eval-mode batch norm uses running averages accumulated while the weights changed. When
+    the normalized features drift faster than the averages follow, evaluation sees stale
+    statistics: the default S2CNN's 40 invariant features (integrals of ReLU outputs, their
+    spread a few % of their mean, several dying during training) had running means off by
+    several standard deviations after 5 epochs, and validation accuracy on non-rotated digits
+    swung between 18 and 48 % while training accuracy reached 87 %; recomputing the
+    statistics on 30 training batches with the final weights gave 87 % ("precise BN").
+
+    Before every validation (not the sanity check), the statistics of every batch norm
+    (torch's ``BatchNorm*d`` that track them, :class:`sphcnn.nn.SpectralBatchNorm`) are reset and re-estimated as
+    a plain average over ``num_batches`` training batches in train mode, without gradients;
+    momentum and the train/eval mode are restored afterwards. The training loader builds its
+    own seeded generator, so the training order is unaffected. Checkpoints saved after a
+    validation hold the recalibrated statistics.
+    """
+
+    def __init__(self, num_batches: int = 32) -> None:
+        super().__init__()
+        if isinstance(num_batches, bool) or not isinstance(num_batches, int) or num_batches < 1:
+            raise ValueError(f"num_batches must be an integer >= 1, got {num_batches!r}")
+        self.num_batches = num_batches
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            loader = trainer.datamodule.train_dataloader() if trainer.datamodule is not None else trainer.train_dataloader
+            recalibrate_batch_norm(pl_module, loader, self.num_batches)
+
+
+def recalibrate_batch_norm(model: nn.Module, loader: Iterable, num_batches: int) -> int:
+    """Re-estimate the running statistics of ``model``'s batch norms on ``num_batches`` batches of ``loader``.
+
+    Batches are ``(inputs, …)`` tuples or bare inputs. Returns the number of batches used (0 when the
+    model has no batch norm tracking statistics).
+    """
+    norms = [m for m in model.modules()
+             if hasattr(m, "reset_running_stats") and hasattr(m, "momentum") and getattr(m, "track_running_stats", True)]
+    if not norms:
+        return 0
+    momenta = [m.momentum for m in norms]
+    was_training = model.training
+    device = next(model.parameters()).device
+    used = 0
+    try:
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches below
+        model.train()
+        with torch.no_grad():
+            for batch in loader:
+                if used == num_batches:
+                    break
+                x = batch[0] if isinstance(batch, (tuple, list)) else batch
+                model(x.to(device))
+                used += 1
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+    log.debug("recalibrated %d batch norms on %d batches", len(norms), used)
+    return used
 
 
 class SyntheticDataModule(pl.LightningDataModule):

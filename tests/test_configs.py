@@ -249,7 +249,8 @@ def test_logger_and_trainer_groups_compose(tmp_path):
     assert cfg.trainer.strategy == "ddp" and cfg.trainer.accelerator == "gpu"
     assert compose_config("train.yaml", ["trainer=gpu"], tmp_path).trainer.accelerator == "gpu"
     assert set(compose_config("train.yaml", [], tmp_path).callbacks) == {
-        "model_checkpoint", "last_checkpoint", "early_stopping", "model_summary", "rich_progress_bar", "throughput"
+        "model_checkpoint", "last_checkpoint", "early_stopping", "model_summary", "rich_progress_bar", "throughput",
+        "batch_norm_recalibration",
     }
     try:
         import tensorboard  # noqa: F401

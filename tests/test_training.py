@@ -168,3 +168,70 @@ def test_synthetic_datamodule_shapes_and_determinism():
 def test_synthetic_datamodule_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         SyntheticDataModule(**kwargs)
+
+
+def _bn_net(features: int = 5) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, features), nn.BatchNorm1d(features), nn.Linear(features, 3))
+
+
+def test_recalibrate_batch_norm_is_the_plain_average_of_batch_statistics():
+    from sphcnn.training import recalibrate_batch_norm
+
+    torch.manual_seed(0)
+    net = _bn_net()
+    bn = net[2]
+    bn.running_mean.fill_(100.0)  # stale statistics
+    net.eval()
+    batches = [torch.randn(8, 1, 4, 4) + k for k in range(5)]
+    with torch.no_grad():
+        feats = [net[1](net[0](b)) for b in batches]
+    used = recalibrate_batch_norm(net, [(b, torch.zeros(8)) for b in batches], num_batches=3)
+    assert used == 3 and not net.training and bn.momentum == 0.1
+    expected_mean = torch.stack([f.mean(0) for f in feats[:3]]).mean(0)
+    expected_var = torch.stack([f.var(0, unbiased=True) for f in feats[:3]]).mean(0)
+    assert torch.allclose(bn.running_mean, expected_mean, atol=1e-6)
+    assert torch.allclose(bn.running_var, expected_var, atol=1e-5)
+    assert recalibrate_batch_norm(nn.Linear(2, 2), [torch.zeros(1, 2)], 1) == 0  # nothing to recalibrate
+
+
+def test_spectral_batch_norm_momentum_none_averages_batches():
+    from sphcnn.nn import SpectralBatchNorm
+    from sphcnn.training import recalibrate_batch_norm
+
+    torch.manual_seed(0)
+    norm = SpectralBatchNorm(3, L=2, domain="so3")
+    xs = [torch.randn(4, 3, 10) + k for k in range(3)]
+    recalibrate_batch_norm(norm, xs, num_batches=3)
+    means = []
+    for x in xs:
+        probe = SpectralBatchNorm(3, L=2, domain="so3", momentum=1.0)  # running stats = this batch's
+        probe.train()(x)
+        means.append(probe.running_mean.clone())
+    assert torch.allclose(norm.running_mean, torch.stack(means).mean(0), atol=1e-6)
+    assert norm.momentum == 0.1 and "num_batches_tracked" not in norm.state_dict()
+
+
+def test_batch_norm_recalibration_callback_runs_before_validation():
+    from sphcnn.training import BatchNormRecalibration, recalibrate_batch_norm
+
+    class Unshuffled(SeparableDataModule):
+        def train_dataloader(self):
+            return torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size, shuffle=False)
+
+    def fit(callbacks):
+        pl.seed_everything(0)
+        module = ClassificationModule(_bn_net(), optimizer=functools.partial(torch.optim.SGD, lr=0.5), num_classes=3)
+        trainer = quiet_trainer(max_epochs=1, limit_train_batches=3, limit_val_batches=1, callbacks=callbacks)
+        trainer.fit(module, datamodule=Unshuffled())
+        return module
+
+    module = fit([BatchNormRecalibration(num_batches=2)])
+    reference = _bn_net()
+    reference.load_state_dict(module.net.state_dict())
+    recalibrate_batch_norm(reference, Unshuffled().train_dataloader(), num_batches=2)  # final weights, same batches
+    assert torch.allclose(module.net[2].running_mean, reference[2].running_mean, atol=1e-6)
+    assert torch.allclose(module.net[2].running_var, reference[2].running_var, atol=1e-6)
+    plain = fit([])  # without the callback the statistics are the training-time running averages
+    assert not torch.allclose(plain.net[2].running_mean, reference[2].running_mean, atol=1e-3)
+    with pytest.raises(ValueError, match="num_batches"):
+        BatchNormRecalibration(num_batches=0)

@@ -368,10 +368,12 @@ class SpectralBatchNorm(nn.Module):
     the batch standard deviation over the domain, σ² = E ∫ (f − μ)² — by Parseval
     Σ_{ℓ>0} (2ℓ+1)‖F^ℓ‖² on SO(3), Σ_{ℓ>0} ‖f̂_ℓ‖²/4π on S². Both statistics are
     rotation invariant, so the layer commutes with rotations. Running statistics are
-    always-present buffers: the state_dict is the same in train and eval mode.
+    always-present buffers: the state_dict is the same in train and eval mode. ``momentum=None``
+    averages all batches since :meth:`reset_running_stats` equally (used by
+    :class:`sphcnn.training.BatchNormRecalibration`).
     """
 
-    def __init__(self, channels: int, L: int, domain: Literal["s2", "so3"] = "so3", momentum: float = 0.1,
+    def __init__(self, channels: int, L: int, domain: Literal["s2", "so3"] = "so3", momentum: float | None = 0.1,
                  eps: float = 1e-5, affine: bool = True) -> None:
         super().__init__()
         check_option("domain", domain, Literal["s2", "so3"])
@@ -386,8 +388,15 @@ class SpectralBatchNorm(nn.Module):
         self.register_buffer("energy_weight", energy_weight.float(), persistent=False)
         self.register_buffer("running_mean", torch.zeros(channels))
         self.register_buffer("running_var", torch.ones(channels))
+        # batches averaged since the last reset, for momentum=None (a plain average, as torch's batch norms)
+        self.register_buffer("num_batches_tracked", torch.zeros((), dtype=torch.long), persistent=False)
         self.weight = nn.Parameter(torch.ones(channels)) if affine else None
         self.bias = nn.Parameter(torch.zeros(channels)) if affine else None
+
+    def reset_running_stats(self) -> None:
+        self.running_mean.zero_()
+        self.running_var.fill_(1)
+        self.num_batches_tracked.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.energy_weight.numel() or x.shape[1] != self.running_mean.numel():
@@ -400,8 +409,10 @@ class SpectralBatchNorm(nn.Module):
             var = (within + (mean_signal - mu) ** 2 * (4 * math.pi if self.domain == "s2" else 1.0)).mean(0)
             var = var / (4 * math.pi if self.domain == "s2" else 1.0)
             with torch.no_grad():
-                self.running_mean.lerp_(mu.detach().to(self.running_mean.dtype), self.momentum)
-                self.running_var.lerp_(var.detach().to(self.running_var.dtype), self.momentum)
+                self.num_batches_tracked += 1
+                factor = 1.0 / self.num_batches_tracked.item() if self.momentum is None else self.momentum
+                self.running_mean.lerp_(mu.detach().to(self.running_mean.dtype), factor)
+                self.running_var.lerp_(var.detach().to(self.running_var.dtype), factor)
         else:
             mu, var = self.running_mean.to(x.dtype), self.running_var.to(x.dtype)
         scale = torch.rsqrt(var + self.eps)
