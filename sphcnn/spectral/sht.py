@@ -15,7 +15,7 @@ non-persistent buffers (so it follows ``.to(device)`` and stays out of
 checkpoints) and is rebuilt in float64 and cast when the dtype changes, so
 ``.double()`` never inherits float32 round-off. Above ``max_table_bytes`` the
 table is not stored: each block is recomputed on the fly (memory O(L²·rings/blocks)).
-Large scratch buffers of the Legendre stage (≥ 16 MB: L ≳ 256 at batch 16) are kept
+Large scratch buffers of the Legendre stage (≥ 1 MB: L ≳ 128 at batch 16) are kept
 between calls, per thread, to avoid page-faulting fresh memory on every call;
 ``release_workspace()`` frees them (see :mod:`sphcnn.spectral._workspace`).
 """
@@ -117,7 +117,7 @@ class _TransformBase(nn.Module):
             )
 
     def release_workspace(self) -> None:
-        """Free the scratch buffers (≥ 16 MB each) this thread's calls keep for the next call."""
+        """Free the scratch buffers (≥ 1 MB each) this thread's calls keep for the next call."""
         self.legendre.workspace.clear()
 
     def extra_repr(self) -> str:

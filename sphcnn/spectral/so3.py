@@ -238,7 +238,7 @@ class _SO3Transform(TableModule):
         return None if torch.is_grad_enabled() and x.requires_grad else self.workspace
 
     def release_workspace(self) -> None:
-        """Free the scratch buffers (≥ 16 MB each) this thread's calls keep for the next call."""
+        """Free the scratch buffers (≥ 1 MB each) this thread's calls keep for the next call."""
         self.workspace.clear()
 
     def _tables(self) -> tuple[torch.Tensor, ...]:
@@ -312,7 +312,7 @@ class SO3FFT(_SO3Transform):
             return (f.reshape(B, -1) @ self.haar_weights).reshape(*batch, 1)
         # Σ_{α,γ} f e^{−imα} e^{−inγ} for n ≥ 0, pair-major: [(m, n), β, 2B]
         ws = self._intermediate_workspace(f)
-        pairs = _GridToPairs.apply(f, self.L, ws)
+        pairs = _GridToPairs.apply(f, self.L, self.workspace, ws is not None)
         rows = _BlockContraction.apply(pairs.view(-1, 2 * B), self._tables(), False, ws).view(-1, 2 * B)
         # two rows per coefficient, gathered whole (index_select of contiguous rows is fast)
         picked = _select_rows(rows, self.basis_src, ws, "picked").view(-1, 2, B, 2)
@@ -373,14 +373,15 @@ class _GridToPairs(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, f: torch.Tensor, L: int, workspace: Workspace | None = None) -> torch.Tensor:  # noqa: ANN001
-        ctx.n_gamma = f.shape[-1]
-        return _grid_to_pairs(f, L, workspace)
+    def forward(ctx, f: torch.Tensor, L: int, workspace: Workspace | None = None,  # noqa: ANN001
+                reuse_output: bool = False) -> torch.Tensor:
+        ctx.n_gamma, ctx.workspace = f.shape[-1], workspace
+        return _grid_to_pairs(f, L, workspace if reuse_output else None)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
         w = half_spectrum_weight(grad.shape[1], ctx.n_gamma, grad).view(-1, 1, 1, 1)  # irfft counts n > 0 twice
-        return _PairsToGrid.apply(grad * w, ctx.n_gamma), None, None
+        return _PairsToGrid.apply(grad * w, ctx.n_gamma, ctx.workspace), None, None, None
 
 
 class _PairsToGrid(torch.autograd.Function):
@@ -388,12 +389,12 @@ class _PairsToGrid(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, pairs: torch.Tensor, n_gamma: int, workspace: Workspace | None = None) -> torch.Tensor:  # noqa: ANN001
-        ctx.L, ctx.n_gamma = pairs.shape[1], n_gamma
+        ctx.L, ctx.n_gamma, ctx.workspace = pairs.shape[1], n_gamma, workspace
         return _pairs_to_grid(pairs, n_gamma, workspace)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
-        pairs = _GridToPairs.apply(grad, ctx.L)
+        pairs = _GridToPairs.apply(grad, ctx.L, ctx.workspace)
         return pairs / half_spectrum_weight(ctx.L, ctx.n_gamma, pairs).view(-1, 1, 1, 1), None, None
 
 
