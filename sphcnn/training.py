@@ -303,7 +303,7 @@ def recalibrate_batch_norm(model: nn.Module, loader: Iterable, num_batches: int)
         return 0
     momenta = [m.momentum for m in norms]
     was_training = model.training
-    device = next(model.parameters()).device
+    device = norms[0].running_mean.device
     used = 0
     try:
         for m in norms:

@@ -125,10 +125,9 @@ def _irfft(W: torch.Tensor, n: int, backend: str) -> torch.Tensor:
     L = W.shape[0]
     Y = W * half_spectrum_weight(L, n, W)[:, None, None]
     if backend == "scipy":
-        half = np.zeros((n // 2 + 1, *Y.shape[1:]), dtype=Y.numpy().dtype) if L < n // 2 + 1 else None
-        if half is not None:
-            half[:L] = Y.numpy()
-        Y = Y.numpy() if half is None else half
+        Y = Y.numpy()
+        if L < n // 2 + 1:  # the bins above L are zero
+            Y = np.concatenate((Y, np.zeros((n // 2 + 1 - L, *Y.shape[1:]), dtype=Y.dtype)))
         out = np.empty((Y.shape[2], Y.shape[1], n), dtype=Y.real.dtype)
         if _c2r is not None:  # writes the transposed layout in place
             _c2r(Y, axes=[0], lastsize=n, forward=False, inorm=0, out=out.transpose(2, 1, 0),
@@ -202,26 +201,19 @@ def _resolve(backend: FFTBackend, x: torch.Tensor, n: int) -> str:
     return _fastest(n, _real_dtype(x.dtype), torch.get_num_threads())
 
 
-class _RingRFFT(torch.autograd.Function):
+class _RingDFT(torch.autograd.Function):
+    """:func:`_rfft` (``inverse=False``, size L) or :func:`_irfft` (``inverse=True``, size n); each one's backward
+    is the other."""
+
     @staticmethod
-    def forward(ctx, x: torch.Tensor, L: int, backend: str) -> torch.Tensor:  # noqa: ANN001
-        ctx.n, ctx.backend = x.shape[-1], backend
-        return _rfft(x, L, backend)
+    def forward(ctx, x: torch.Tensor, size: int, backend: str, inverse: bool) -> torch.Tensor:  # noqa: ANN001
+        ctx.backend, ctx.inverse = backend, inverse
+        ctx.other_size = x.shape[0] if inverse else x.shape[-1]  # L of W [L, R, B], or n of x [B, R, n]
+        return _irfft(x, size, backend) if inverse else _rfft(x, size, backend)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
-        return _RingIRFFT.apply(grad.contiguous(), ctx.n, ctx.backend), None, None
-
-
-class _RingIRFFT(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, W: torch.Tensor, n: int, backend: str) -> torch.Tensor:  # noqa: ANN001
-        ctx.L, ctx.backend = W.shape[0], backend
-        return _irfft(W, n, backend)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
-        return _RingRFFT.apply(grad.contiguous(), ctx.L, ctx.backend), None, None
+        return _RingDFT.apply(grad.contiguous(), ctx.other_size, ctx.backend, not ctx.inverse), None, None, None
 
 
 def ring_rfft(x: torch.Tensor, L: int, backend: FFTBackend = "auto") -> torch.Tensor:
@@ -235,7 +227,7 @@ def ring_rfft(x: torch.Tensor, L: int, backend: FFTBackend = "auto") -> torch.Te
     n = x.shape[-1]
     if not 1 <= L <= n // 2 + 1:
         raise ValueError(f"ring_rfft: need 1 <= L <= n//2 + 1 = {n // 2 + 1}, got L={L}")
-    return _RingRFFT.apply(x.contiguous(), L, _resolve(backend, x, n))
+    return _RingDFT.apply(x.contiguous(), L, _resolve(backend, x, n), False)
 
 
 def ring_irfft(W: torch.Tensor, n: int, backend: FFTBackend = "auto") -> torch.Tensor:
@@ -244,4 +236,4 @@ def ring_irfft(W: torch.Tensor, n: int, backend: FFTBackend = "auto") -> torch.T
     if W.dim() != 3 or not 1 <= W.shape[0] <= n // 2 + 1:
         raise ValueError(f"ring_irfft expects W [L, R, B] with 1 <= L <= n//2 + 1 = {n // 2 + 1}, "
                          f"got shape {tuple(W.shape)}")
-    return _RingIRFFT.apply(W.contiguous(), n, _resolve(backend, W, n))
+    return _RingDFT.apply(W.contiguous(), n, _resolve(backend, W, n), True)

@@ -54,6 +54,7 @@ class RingPlan:
     pair_start: int  # northern rings pair_start + k, k < n_pairs, have the mirror ring …
     n_pairs: int
     south_start: int  # … south_start + n_pairs − 1 − k; other northern rings have none
+    unpaired: tuple[int, ...]  # northern rings without a mirror: a pole, or the equator (its own mirror)
     theta_north: np.ndarray
     weight_north: np.ndarray  # quadrature weight per point of each northern ring
     m_blocks: tuple[tuple[int, int], ...]
@@ -105,7 +106,9 @@ class RingPlan:
                 gather[ell * ell + ell - m] = 2 * row + 1
                 scatter[2 * row + 1] = ell * ell + ell - m
         return RingPlan(L=L, n_rings=R, n_north=n_north, pair_start=pair_start, n_pairs=n_pairs,
-                        south_start=int(south[-1]) if n_pairs else R, theta_north=theta[:n_north],
+                        south_start=int(south[-1]) if n_pairs else R,
+                        unpaired=tuple(r for r in range(n_north) if not pair_start <= r < pair_start + n_pairs),
+                        theta_north=theta[:n_north],
                         weight_north=weights[:n_north], m_blocks=m_blocks, row_offsets=tuple(offsets),
                         n_rows=pos, gather=gather, scatter=scatter)
 
@@ -194,7 +197,6 @@ class RingLegendre(TableModule):
         """
         p, B = self.plan, X.shape[-1]
         h, hn, p0 = p.n_pairs, p.n_north, p.pair_start
-        unpaired = [r for r in range(hn) if not p0 <= r < p0 + h]
         Xr = torch.view_as_real(X)  # [L, R, B, 2]
         rows = self.workspace.empty("contract rows", (p.n_rows, 2 * B), Xr)
 
@@ -204,7 +206,7 @@ class RingLegendre(TableModule):
         torch.index_select(Xr, 1, self.south, out=south)  # the mirror rings, in place of a flipped copy
         torch.add(north, south, out=even[:, p0:p0 + h])
         torch.sub(north, south, out=south)
-        for r in unpaired:  # a pole or the equator: no mirror ring (the equator is its own)
+        for r in p.unpaired:
             even[:, r] = Xr[:, r]
             odd[:, r] = Xr[:, r]
         for i, ((m0, m1), offsets) in enumerate(zip(p.m_blocks, p.row_offsets)):

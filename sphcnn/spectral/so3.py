@@ -252,11 +252,9 @@ def _scratch(workspace: Workspace | None, name: str, shape: tuple[int, ...], lik
     return like.new_empty(shape) if workspace is None else workspace.empty(name, shape, like)
 
 
-def _select_rows(x: torch.Tensor, index: torch.Tensor, workspace: Workspace | None, name: str) -> torch.Tensor:
-    """``x.index_select(0, index)``, into a workspace buffer when one is given (autograd not recording)."""
-    if workspace is None:
-        return x.index_select(0, index)
-    return torch.index_select(x, 0, index, out=workspace.empty(name, (index.numel(), *x.shape[1:]), x))
+def _out(workspace: Workspace | None, name: str, shape: tuple[int, ...], like: torch.Tensor) -> dict:
+    """``out=`` keyword arguments: a workspace buffer when one is given (autograd not recording), else none."""
+    return {} if workspace is None else {"out": workspace.empty(name, shape, like)}
 
 
 def _block_bmm(x: torch.Tensor, tables: tuple[torch.Tensor, ...], transpose: bool,
@@ -315,7 +313,8 @@ class SO3FFT(_SO3Transform):
         pairs = _GridToPairs.apply(f, self.L, self.workspace, ws is not None)
         rows = _BlockContraction.apply(pairs.view(-1, 2 * B), self._tables(), False, ws).view(-1, 2 * B)
         # two rows per coefficient, gathered whole (index_select of contiguous rows is fast)
-        picked = _select_rows(rows, self.basis_src, ws, "picked").view(-1, 2, B, 2)
+        n_src = self.basis_src.numel()
+        picked = torch.index_select(rows, 0, self.basis_src, **_out(ws, "picked", (n_src, 2 * B), rows)).view(-1, 2, B, 2)
         # [N, 2 rows, 1, 2 parts] weights; multiply-adds in place beat a strided reduction, and unbind
         # (not indexing) keeps the backward to one stacked gradient instead of one zero-filled copy per term
         terms = [t for row in picked.permute(1, 3, 0, 2).unbind(0) for t in row.unbind(0)]  # (row, part)
@@ -416,16 +415,16 @@ class InverseSO3FFT(_SO3Transform):
         B, (n_beta, n_ag, _) = Ft.shape[1], self.grid.shape
         ws = self._intermediate_workspace(F)
         Fc = Ft.contiguous() if ws is None else ws.empty("coefficients", tuple(Ft.shape), Ft).copy_(Ft)
-        gathered = _select_rows(Fc, self.basis_src, ws, "gathered").view(4, -1, B).unbind(0)  # 4 × [rows, B]
+        n_src = self.basis_src.numel()
+        gathered = torch.index_select(Fc, 0, self.basis_src, **_out(ws, "gathered", (n_src, B), Ft))
+        gathered = gathered.view(4, -1, B).unbind(0)  # 4 × [rows, B]
         parts = []
         for name, coef in (("real", self.basis_a), ("imag", self.basis_b)):  # conj H = Σ_t coef_t F[src_t]
-            acc = gathered[0] * coef[0] if ws is None else torch.mul(gathered[0], coef[0], out=ws.empty(
-                name, tuple(gathered[0].shape), Ft))
+            acc = torch.mul(gathered[0], coef[0], **_out(ws, name, (n_src // 4, B), Ft))
             for t in range(1, 4):
                 acc = acc.addcmul_(gathered[t], coef[t])
             parts.append(acc)
-        rows = torch.stack(parts, dim=-1) if ws is None else torch.stack(
-            parts, dim=-1, out=ws.empty("rows", (*parts[0].shape, 2), Ft))
+        rows = torch.stack(parts, dim=-1, **_out(ws, "rows", (n_src // 4, B, 2), Ft))
         # f = Σ H e^{−imα−inγ} = Re Σ H̄ e^{+i…}: an inverse real FFT of H̄ summed over β (n ≥ 0 half)
         pairs = _BlockContraction.apply(rows.view(-1, 2 * B), self._tables(), False, ws)  # [(pair, β), 2B]
         f = _PairsToGrid.apply(pairs.view(2 * L - 1, L, n_beta, B, 2), n_ag, self.workspace)
