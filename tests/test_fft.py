@@ -1,4 +1,4 @@
-"""Ring DFTs: both CPU backends against a direct DFT, adjointness, gradients, bad input."""
+"""Ring DFTs: every CPU backend against a direct DFT, adjointness, gradients, bad input."""
 
 import math
 
@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from sphcnn.spectral import _fft
-from sphcnn.spectral._fft import ring_irfft, ring_rfft
+from sphcnn.spectral._fft import cpu_backends, ring_irfft, ring_rfft
+
+BACKENDS = cpu_backends()
 
 
 def direct_dft(x: torch.Tensor, L: int) -> torch.Tensor:
@@ -18,7 +20,7 @@ def direct_dft(x: torch.Tensor, L: int) -> torch.Tensor:
     return torch.einsum("mk,brk->mrb", E, x.to(torch.complex128))
 
 
-@pytest.mark.parametrize("backend", ["torch", "scipy", "auto"])
+@pytest.mark.parametrize("backend", [*BACKENDS, "auto"])
 @pytest.mark.parametrize("n, L", [(15, 8), (16, 9), (16, 5), (21, 7)])
 def test_matches_direct_dft_and_inverse(backend, n, L, gen):
     x = torch.randn(3, 4, n, generator=gen, dtype=torch.float64)
@@ -35,7 +37,7 @@ def test_matches_direct_dft_and_inverse(backend, n, L, gen):
     assert torch.allclose(f, torch.einsum("mrb,mk->brk", W, E).real, atol=1e-12)
 
 
-@pytest.mark.parametrize("backend", ["torch", "scipy"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_adjoint_pair_and_gradients(backend, gen):
     n, L = 13, 5
     x = torch.randn(2, 3, n, generator=gen, dtype=torch.float64)
@@ -52,10 +54,13 @@ def test_adjoint_pair_and_gradients(backend, gen):
 
 def test_backends_agree_in_float32_and_fallback(gen, monkeypatch):
     x = torch.randn(4, 6, 31, generator=gen)
-    a, b = ring_rfft(x, 16, "torch"), ring_rfft(x, 16, "scipy")
-    assert a.dtype == b.dtype == torch.complex64
-    assert torch.allclose(a, b, atol=1e-4)
+    a = ring_rfft(x, 16, "torch")
     f_pocketfft = ring_irfft(a, 31, "scipy")
+    for backend in BACKENDS:
+        b = ring_rfft(x, 16, backend)
+        assert b.dtype == torch.complex64
+        assert torch.allclose(a, b, atol=1e-4)
+        assert torch.allclose(ring_irfft(a, 31, backend), f_pocketfft, atol=1e-4)
     monkeypatch.setattr(_fft, "_c2r", None)  # scipy without the pocketfft binding
     assert torch.allclose(ring_irfft(a, 31, "scipy"), f_pocketfft, atol=1e-5)
     assert torch.allclose(ring_irfft(a, 31, "torch"), f_pocketfft, atol=1e-4)
@@ -72,18 +77,24 @@ def test_bad_input():
         ring_irfft(torch.zeros(6, 1, 1, dtype=torch.complex64), 8)
 
 
+def test_missing_ducc0_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(_fft, "_ducc", None)
+    assert _fft.cpu_backends() == ("torch", "scipy")
+    with pytest.raises(ValueError, match="needs the ducc0 package"):
+        ring_rfft(torch.zeros(1, 1, 8), 3, "ducc0")
+
+
 @pytest.mark.parametrize("n", [7, 8])
 @pytest.mark.parametrize("binding", [True, False])
 def test_2d_backends_agree(n, binding, gen, monkeypatch):
     if not binding:
         monkeypatch.setattr(_fft, "_c2r", None)  # scipy without the pocketfft binding
     x = torch.randn(3, 2, n, n, generator=gen, dtype=torch.float64)
-    spectra = {b: _fft.rfft2(x, b) for b in ("torch", "scipy")}
-    assert torch.allclose(spectra["torch"], torch.fft.rfft2(x), atol=1e-12)
-    assert torch.allclose(spectra["scipy"], spectra["torch"], atol=1e-12)
-    for backend in ("torch", "scipy"):
+    spectra = {b: _fft.rfft2(x, b) for b in BACKENDS}
+    for backend in BACKENDS:
+        assert torch.allclose(spectra[backend], torch.fft.rfft2(x), atol=1e-12)
         out = torch.empty_like(x)
-        _fft.irfft2_into(spectra["torch"], out, backend)
+        _fft.irfft2_into(spectra["torch"].clone(), out, backend)  # the spectrum is scratch
         assert torch.allclose(out, x * n * n, atol=1e-10)  # unnormalized inverse ("forward" norm)
 
 
