@@ -281,14 +281,18 @@ class BatchNormRecalibration(pl.Callback):
 
     def __init__(self, num_batches: int = 32) -> None:
         super().__init__()
-        if isinstance(num_batches, bool) or not isinstance(num_batches, int) or num_batches < 1:
-            raise ValueError(f"num_batches must be an integer >= 1, got {num_batches!r}")
-        self.num_batches = num_batches
+        self.num_batches = _check_num_batches(num_batches)
 
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
             loader = trainer.datamodule.train_dataloader() if trainer.datamodule is not None else trainer.train_dataloader
             recalibrate_batch_norm(pl_module, loader, self.num_batches)
+
+
+def _check_num_batches(num_batches: int) -> int:
+    if isinstance(num_batches, bool) or not isinstance(num_batches, int) or num_batches < 1:
+        raise ValueError(f"num_batches must be an integer >= 1, got {num_batches!r}")
+    return num_batches
 
 
 def recalibrate_batch_norm(model: nn.Module, loader: Iterable, num_batches: int) -> int:
@@ -297,6 +301,7 @@ def recalibrate_batch_norm(model: nn.Module, loader: Iterable, num_batches: int)
     Batches are ``(inputs, …)`` tuples or bare inputs. Returns the number of batches used (0 when the
     model has no batch norm tracking statistics).
     """
+    _check_num_batches(num_batches)  # 0 would reset the statistics and average nothing
     norms = [m for m in model.modules()
              if hasattr(m, "reset_running_stats") and hasattr(m, "momentum") and getattr(m, "track_running_stats", True)]
     if not norms:

@@ -192,6 +192,10 @@ def test_recalibrate_batch_norm_is_the_plain_average_of_batch_statistics():
     assert torch.allclose(bn.running_mean, expected_mean, atol=1e-6)
     assert torch.allclose(bn.running_var, expected_var, atol=1e-5)
     assert recalibrate_batch_norm(nn.Linear(2, 2), [torch.zeros(1, 2)], 1) == 0  # nothing to recalibrate
+    before = bn.running_mean.clone()
+    with pytest.raises(ValueError, match="num_batches must be an integer >= 1, got 0"):
+        recalibrate_batch_norm(net, batches, num_batches=0)
+    assert torch.equal(bn.running_mean, before)  # refused before touching the statistics
 
 
 def test_spectral_batch_norm_momentum_none_averages_batches():
