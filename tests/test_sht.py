@@ -151,17 +151,27 @@ def test_legendre_stage_directions_are_adjoint(grid, gen):
         assert abs(lhs - rhs) < 1e-12 * abs(lhs)
 
 
-def test_gradgradcheck_and_batch_sizes(gen):
+@pytest.mark.parametrize("split_over_threads", [False, True])
+def test_gradgradcheck_and_batch_sizes(split_over_threads, gen, monkeypatch):
+    from sphcnn.spectral import _fft
+
     grid = S2Grid(5, "dh")
     fwd, inv = SHT(grid, dtype=torch.float64), InverseSHT(grid, dtype=torch.float64)
     x = torch.randn(2, *grid.shape, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradgradcheck(lambda t: inv(fwd(t)) ** 2, (x,))
-    # the gather index is cached per batch size: every size agrees with one map at a time
     xs = torch.randn(12, *grid.shape, dtype=torch.float64, generator=gen)
     one_by_one = torch.stack([fwd(m) for m in xs])
-    for B in (1, 2, 3, 5, 7, 9, 11, 12, 4, 1):
-        assert torch.allclose(fwd(xs[:B]), one_by_one[:B], atol=1e-14)
-        assert torch.allclose(inv(one_by_one[:B]), inv(one_by_one)[:B], atol=1e-14)
+    threads = torch.get_num_threads()
+    if split_over_threads:  # FFT rows and coefficient gathers in chunks on 3 threads, even for tiny inputs
+        monkeypatch.setattr(_fft, "MIN_ELEMENTS_PER_THREAD", 1)
+        torch.set_num_threads(3)
+    try:
+        assert torch.autograd.gradgradcheck(lambda t: inv(fwd(t)) ** 2, (x,))
+        # the gather index is cached per batch size: every size agrees with one map at a time
+        for B in (1, 2, 3, 5, 7, 9, 11, 12, 4, 1):
+            assert torch.allclose(fwd(xs[:B]), one_by_one[:B], atol=1e-14)
+            assert torch.allclose(inv(one_by_one[:B]), inv(one_by_one)[:B], atol=1e-14)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_bad_inputs():

@@ -16,6 +16,7 @@ from sphcnn.spectral import (
     so3_ifft,
     wigner_D_block,
 )
+from sphcnn.spectral._fft import cpu_backends
 from sphcnn.spectral.testing import evaluate_sh, evaluate_so3, random_coefficients, relative_error
 
 
@@ -163,8 +164,8 @@ def test_batch_chunks_on_threads_match_one_call(gen, monkeypatch):
         torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("backend", ["torch", "scipy"])
-def test_both_fft_backends(backend, gen, monkeypatch):
+@pytest.mark.parametrize("backend", cpu_backends())
+def test_every_fft_backend(backend, gen, monkeypatch):
     import importlib
 
     so3_module = importlib.import_module("sphcnn.spectral.so3")
