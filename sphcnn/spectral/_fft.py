@@ -33,15 +33,16 @@ import scipy.fft
 import torch
 
 from ._options import check_option
+from ._workspace import Workspace
 
 log = logging.getLogger(__name__)
 
-try:  # scipy's pocketfft binding: its c2r writes into a strided output (scipy.fft.irfft has no ``out``)
-    from scipy.fft._pocketfft.pypocketfft import c2r as _c2r
-except ImportError:  # pragma: no cover - other scipy layouts fall back to irfft + a copy
-    _c2r = None
+try:  # scipy's pocketfft binding: r2c and c2r write into given (strided) outputs; scipy.fft's have no ``out``
+    from scipy.fft._pocketfft.pypocketfft import c2r as _c2r, r2c as _r2c
+except ImportError:  # pragma: no cover - other scipy layouts fall back to rfftn / irfftn + a copy
+    _c2r = _r2c = None
 if _c2r is not None and "out" not in (_c2r.__doc__ or ""):  # pragma: no cover - a binding without ``out``
-    _c2r = None
+    _c2r = _r2c = None
 
 try:  # optional: the faster pocketfft successor (a dependency of the package, but not required to import it)
     import ducc0.fft as _ducc
@@ -124,11 +125,18 @@ def cpu_backends() -> tuple[str, ...]:
     return ("torch", "scipy") + (("ducc0",) if _ducc is not None else ())
 
 
-def _numpy_r2c(a: np.ndarray, axes: tuple[int, ...], backend: str, threads: int) -> np.ndarray:
-    """Unnormalized forward real FFT over ``axes`` (read in any strides) by scipy or ducc0."""
+def _numpy_r2c(a: np.ndarray, axes: tuple[int, ...], backend: str, threads: int,
+               out: np.ndarray | None = None) -> np.ndarray:
+    """Unnormalized forward real FFT over ``axes`` (read in any strides) by scipy or ducc0, into ``out`` if given."""
     if backend == "ducc0":
-        return _ducc.r2c(a, axes=axes, nthreads=threads)
-    return scipy.fft.rfftn(a, axes=axes, workers=threads)
+        return _ducc.r2c(a, axes=axes, out=out, nthreads=threads)
+    if _r2c is not None:
+        return _r2c(a, axes=list(axes), forward=True, inorm=0, out=out, nthreads=threads)
+    spectrum = scipy.fft.rfftn(a, axes=axes, workers=threads)
+    if out is None:
+        return spectrum
+    out[...] = spectrum
+    return out
 
 
 def _numpy_c2r_into(a: np.ndarray, axes: tuple[int, ...], out: np.ndarray, backend: str, threads: int) -> None:
@@ -143,19 +151,25 @@ def _numpy_c2r_into(a: np.ndarray, axes: tuple[int, ...], out: np.ndarray, backe
         out[...] = scipy.fft.irfftn(a, s=[out.shape[ax] for ax in axes], axes=axes, norm="forward", workers=threads)
 
 
-def _rfft(x: torch.Tensor, L: int, backend: str) -> torch.Tensor:
-    """``x [B, R, n]`` → ``[L, R, B]`` (order-major, the layout of the Legendre stage)."""
+def _rfft(x: torch.Tensor, L: int, backend: str, workspace: Workspace | None = None) -> torch.Tensor:
+    """``x [B, R, n]`` → ``[L, R, B]`` (order-major, the layout of the Legendre stage); the spectrum lives in
+    ``workspace`` when given (the caller consumes it before its next call)."""
     if backend != "torch":
         # pocketfft and ducc0 read the transposed view directly: no separate transposing copy
-        spectrum = _numpy_r2c(x.detach().numpy().transpose(2, 1, 0), (0,), backend, torch.get_num_threads())
+        B, R, n = x.shape
+        complex_dtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
+        out = None if workspace is None else workspace.empty("ring spectrum", (n // 2 + 1, R, B),
+                                                             x.new_empty(0, dtype=complex_dtype)).numpy()
+        spectrum = _numpy_r2c(x.detach().numpy().transpose(2, 1, 0), (0,), backend, torch.get_num_threads(), out)
         return torch.from_numpy(spectrum[:L])
     return threaded(lambda rows: torch.fft.rfft(rows)[..., :L], x, split_dim=1).permute(2, 1, 0)
 
 
-def _irfft(W: torch.Tensor, n: int, backend: str) -> torch.Tensor:
-    """``W [L, R, B]`` → ``[B, R, n]``."""
+def _irfft(W: torch.Tensor, n: int, backend: str, overwrite_input: bool = False) -> torch.Tensor:
+    """``W [L, R, B]`` → ``[B, R, n]``; with ``overwrite_input`` W is scratch, scaled in place."""
     L = W.shape[0]
-    Y = W * half_spectrum_weight(L, n, W)[:, None, None]
+    weight = half_spectrum_weight(L, n, W)[:, None, None]
+    Y = W.mul_(weight) if overwrite_input else W * weight
     if backend != "torch":
         Y = Y.numpy()
         if L < n // 2 + 1:  # the bins above L are zero
@@ -237,23 +251,26 @@ def _resolve(backend: FFTBackend, x: torch.Tensor, n: int) -> str:
 
 class _RingDFT(torch.autograd.Function):
     """:func:`_rfft` (``inverse=False``, size L) or :func:`_irfft` (``inverse=True``, size n); each one's backward
-    is the other."""
+    is the other. ``scratch``: the rfft's spectrum goes into this workspace / the irfft may overwrite its input
+    (neither is saved for the backward: the maps are linear)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, size: int, backend: str, inverse: bool) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx, x: torch.Tensor, size: int, backend: str, inverse: bool,  # noqa: ANN001
+                scratch: Workspace | bool | None = None) -> torch.Tensor:
         ctx.backend, ctx.inverse = backend, inverse
         ctx.other_size = x.shape[0] if inverse else x.shape[-1]  # L of W [L, R, B], or n of x [B, R, n]
-        return _irfft(x, size, backend) if inverse else _rfft(x, size, backend)
+        return _irfft(x, size, backend, bool(scratch)) if inverse else _rfft(x, size, backend, scratch or None)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
-        return _RingDFT.apply(grad.contiguous(), ctx.other_size, ctx.backend, not ctx.inverse), None, None, None
+        return _RingDFT.apply(grad.contiguous(), ctx.other_size, ctx.backend, not ctx.inverse), None, None, None, None
 
 
-def ring_rfft(x: torch.Tensor, L: int, backend: FFTBackend = "auto") -> torch.Tensor:
+def ring_rfft(x: torch.Tensor, L: int, backend: FFTBackend = "auto", workspace: Workspace | None = None) -> torch.Tensor:
     """X_m = Σ_k x_k e^{−2πikm/n}, m = 0 … L−1 (L ≤ n//2 + 1), of each ring of real ``x [B, R, n]``.
 
-    Returns complex ``[L, R, B]``: order-major, as the Legendre contraction reads it.
+    Returns complex ``[L, R, B]``: order-major, as the Legendre contraction reads it; with a ``workspace``
+    it is a view of that workspace's buffer, overwritten by the next call (CPU numpy backends).
     """
     check_option("fft_backend", backend, FFTBackend)
     if x.dim() != 3:
@@ -261,13 +278,16 @@ def ring_rfft(x: torch.Tensor, L: int, backend: FFTBackend = "auto") -> torch.Te
     n = x.shape[-1]
     if not 1 <= L <= n // 2 + 1:
         raise ValueError(f"ring_rfft: need 1 <= L <= n//2 + 1 = {n // 2 + 1}, got L={L}")
-    return _RingDFT.apply(x.contiguous(), L, _resolve(backend, x, n), False)
+    return _RingDFT.apply(x.contiguous(), L, _resolve(backend, x, n), False, workspace)
 
 
-def ring_irfft(W: torch.Tensor, n: int, backend: FFTBackend = "auto") -> torch.Tensor:
-    """f_k = Re Σ_{m<L} W_m e^{2πikm/n}, k = 0 … n−1: rings ``[B, R, n]`` from complex ``W [L, R, B]``."""
+def ring_irfft(W: torch.Tensor, n: int, backend: FFTBackend = "auto", overwrite_input: bool = False) -> torch.Tensor:
+    """f_k = Re Σ_{m<L} W_m e^{2πikm/n}, k = 0 … n−1: rings ``[B, R, n]`` from complex ``W [L, R, B]``.
+
+    ``overwrite_input``: W is the caller's scratch and may be changed (saves a copy of it).
+    """
     check_option("fft_backend", backend, FFTBackend)
     if W.dim() != 3 or not 1 <= W.shape[0] <= n // 2 + 1:
         raise ValueError(f"ring_irfft expects W [L, R, B] with 1 <= L <= n//2 + 1 = {n // 2 + 1}, "
                          f"got shape {tuple(W.shape)}")
-    return _RingDFT.apply(W.contiguous(), n, _resolve(backend, W, n), True)
+    return _RingDFT.apply(W.contiguous(), n, _resolve(backend, W, n), True, overwrite_input)

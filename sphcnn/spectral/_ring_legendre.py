@@ -231,8 +231,9 @@ class RingLegendre(TableModule):
         c = self._gather(rows, self._flat_index("rows→coeffs", B, X.device), rows.new_empty(p.L * p.L * B))
         return c.view(p.L * p.L, B).mul_(self.sign[:, None]).T
 
-    def expand(self, c: torch.Tensor) -> torch.Tensor:
-        """Real coefficients ``c [B, L²]`` → complex ``W [L, rings, B]`` (synthesis, or analysis's adjoint)."""
+    def expand(self, c: torch.Tensor, scratch_output: bool = False) -> torch.Tensor:
+        """Real coefficients ``c [B, L²]`` → complex ``W [L, rings, B]`` (synthesis, or analysis's adjoint); W is
+        a workspace buffer, overwritten by the next call, with ``scratch_output``."""
         p, B = self.plan, c.shape[0]
         h, hn, p0, LL = p.n_pairs, p.n_north, p.pair_start, p.L * p.L
         if c.T.is_contiguous():  # coefficient-major, as the forward returns them
@@ -247,7 +248,8 @@ class RingLegendre(TableModule):
             kind = "batch-major coeffs→rows"
         rows = self.workspace.empty("expand rows", (p.n_rows, 2 * B), c)
         self._gather(padded, self._flat_index(kind, B, c.device), rows.view(-1))
-        W = c.new_empty(p.L, p.n_rings, B, 2)
+        shape = (p.L, p.n_rings, B, 2)
+        W = self.workspace.empty("expand output", shape, c) if scratch_output else c.new_empty(shape)
 
         even, odd = self.workspace.empty("expand fold", (2, p.L, hn, B, 2), c).unbind(0)
         for i, ((m0, m1), offsets) in enumerate(zip(p.m_blocks, p.row_offsets)):
@@ -262,18 +264,19 @@ class RingLegendre(TableModule):
     def analysis(self, X: torch.Tensor) -> torch.Tensor:
         return _LegendreMap.apply(X, self, False)
 
-    def synthesis(self, c: torch.Tensor) -> torch.Tensor:
-        return _LegendreMap.apply(c, self, True)
+    def synthesis(self, c: torch.Tensor, scratch_output: bool = False) -> torch.Tensor:
+        return _LegendreMap.apply(c, self, True, scratch_output)
 
 
 class _LegendreMap(torch.autograd.Function):
     """``stage.contract`` or ``stage.expand``; the backward of each is the other."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, stage: RingLegendre, expand: bool) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx, x: torch.Tensor, stage: RingLegendre, expand: bool,  # noqa: ANN001
+                scratch_output: bool = False) -> torch.Tensor:
         ctx.stage, ctx.expand = stage, expand
-        return stage.expand(x) if expand else stage.contract(x)
+        return stage.expand(x, scratch_output) if expand else stage.contract(x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
-        return _LegendreMap.apply(grad, ctx.stage, not ctx.expand), None, None
+        return _LegendreMap.apply(grad, ctx.stage, not ctx.expand), None, None, None

@@ -31,6 +31,7 @@ from ._fft import ring_irfft, ring_rfft
 from ._options import check_transform_args
 from ._ring_legendre import RingLegendre
 from ._tables import TableModule
+from ._workspace import Workspace
 from .grids import S2Grid
 
 DEFAULT_MAX_TABLE_BYTES = 4 * 2**30
@@ -46,6 +47,7 @@ class _Longitude(TableModule):
     def __init__(self, grid: S2Grid, L: int, dtype: torch.dtype) -> None:
         super().__init__()
         self.grid, self.L = grid, L
+        self.workspace = Workspace()  # the ring spectra of the analysis, consumed by the Legendre stage
         self.group_sizes: list[int] = []
         if grid.kind == "healpix":
             rings = grid.rings()
@@ -80,17 +82,18 @@ class _Longitude(TableModule):
         """Σ_k f(θ_r, φ_k) e^{−imφ_k} per ring r of ``x [B, *grid]``, complex ``[L, rings, B]``."""
         L = self.L
         if self.grid.kind != "healpix":
-            return ring_rfft(x, L)
+            return ring_rfft(x, L, workspace=self.workspace)
         out = []
         for g, n in enumerate(self.group_sizes):
             ring = x[..., getattr(self, f"pixels_{g}")].unflatten(-1, (-1, n))
             out.append(torch.fft.fft(ring, dim=-1)[..., getattr(self, f"fold_{g}")] * getattr(self, f"phase_{g}"))
         return torch.cat(out, dim=-2)[..., self.ring_inverse, :].permute(2, 1, 0)
 
-    def synthesis(self, w: torch.Tensor) -> torch.Tensor:
-        """f(θ_r, φ_k) = Re Σ_m W_rm e^{imφ_k} ``[B, *grid]``, from complex ``w [L, rings, B]``."""
+    def synthesis(self, w: torch.Tensor, overwrite_input: bool = False) -> torch.Tensor:
+        """f(θ_r, φ_k) = Re Σ_m W_rm e^{imφ_k} ``[B, *grid]``, from complex ``w [L, rings, B]`` (scratch if
+        ``overwrite_input``)."""
         if self.grid.kind != "healpix":
-            return ring_irfft(w, self.grid.shape[1])
+            return ring_irfft(w, self.grid.shape[1], overwrite_input=overwrite_input)
         w = w.permute(2, 1, 0)
         out = []
         for g, n in enumerate(self.group_sizes):
@@ -119,6 +122,7 @@ class _TransformBase(nn.Module):
     def release_workspace(self) -> None:
         """Free the scratch buffers (≥ 1 MB each) this thread's calls keep for the next call."""
         self.legendre.workspace.clear()
+        self.longitude.workspace.clear()
 
     def extra_repr(self) -> str:
         return f"L={self.L}, grid=S2Grid(L={self.grid.L}, kind={self.grid.kind!r}), dtype={self.legendre.table_dtype}"
@@ -174,7 +178,9 @@ class InverseSHT(_TransformBase):
             raise TypeError(f"coefficients must be float32 or float64, got {c.dtype}")
         self._check_dtype(c, "c")
         batch = c.shape[:-1]
-        x = self.longitude.synthesis(self.legendre.synthesis(c.reshape(-1, L * L)))
+        # the ring coefficients between the two stages are scratch: kept between calls, scaled in place
+        W = self.legendre.synthesis(c.reshape(-1, L * L), scratch_output=True)
+        x = self.longitude.synthesis(W, overwrite_input=True)
         return x.reshape(*batch, *self.grid.shape)
 
 
