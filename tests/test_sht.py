@@ -153,7 +153,6 @@ def test_legendre_stage_directions_are_adjoint(grid, gen):
 
 @pytest.mark.parametrize("split_over_threads", [False, True])
 def test_gradgradcheck_and_batch_sizes(split_over_threads, gen, monkeypatch):
-
     grid = S2Grid(5, "dh")
     fwd, inv = SHT(grid, dtype=torch.float64), InverseSHT(grid, dtype=torch.float64)
     x = torch.randn(2, *grid.shape, dtype=torch.float64, requires_grad=True)
