@@ -250,20 +250,21 @@ def _resolve(backend: FFTBackend, x: torch.Tensor, n: int) -> str:
 
 
 class _RingDFT(torch.autograd.Function):
-    """:func:`_rfft` (``inverse=False``, size L) or :func:`_irfft` (``inverse=True``, size n); each one's backward
-    is the other. ``scratch``: the rfft's spectrum goes into this workspace / the irfft may overwrite its input
-    (neither is saved for the backward: the maps are linear)."""
+    """:func:`_rfft` (``inverse=False``, size L; its spectrum in ``workspace`` if given) or :func:`_irfft`
+    (``inverse=True``, size n; may scale its input in place if ``overwrite_input``); each one's backward is the
+    other, without either option (neither tensor is saved for the backward: the maps are linear)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, size: int, backend: str, inverse: bool,  # noqa: ANN001
-                scratch: Workspace | bool | None = None) -> torch.Tensor:
+                workspace: Workspace | None = None, overwrite_input: bool = False) -> torch.Tensor:
         ctx.backend, ctx.inverse = backend, inverse
         ctx.other_size = x.shape[0] if inverse else x.shape[-1]  # L of W [L, R, B], or n of x [B, R, n]
-        return _irfft(x, size, backend, bool(scratch)) if inverse else _rfft(x, size, backend, scratch or None)
+        return _irfft(x, size, backend, overwrite_input) if inverse else _rfft(x, size, backend, workspace)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
-        return _RingDFT.apply(grad.contiguous(), ctx.other_size, ctx.backend, not ctx.inverse), None, None, None, None
+        grad_x = _RingDFT.apply(grad.contiguous(), ctx.other_size, ctx.backend, not ctx.inverse)
+        return grad_x, None, None, None, None, None
 
 
 def ring_rfft(x: torch.Tensor, L: int, backend: FFTBackend = "auto", workspace: Workspace | None = None) -> torch.Tensor:
@@ -290,4 +291,4 @@ def ring_irfft(W: torch.Tensor, n: int, backend: FFTBackend = "auto", overwrite_
     if W.dim() != 3 or not 1 <= W.shape[0] <= n // 2 + 1:
         raise ValueError(f"ring_irfft expects W [L, R, B] with 1 <= L <= n//2 + 1 = {n // 2 + 1}, "
                          f"got shape {tuple(W.shape)}")
-    return _RingDFT.apply(W.contiguous(), n, _resolve(backend, W, n), True, overwrite_input)
+    return _RingDFT.apply(W.contiguous(), n, _resolve(backend, W, n), True, None, overwrite_input)
