@@ -33,7 +33,7 @@ import scipy.fft
 import torch
 
 from ._options import check_option
-from ._workspace import Workspace
+from ._workspace import Workspace, scratch
 
 log = logging.getLogger(__name__)
 
@@ -157,11 +157,9 @@ def _rfft(x: torch.Tensor, L: int, backend: str, workspace: Workspace | None = N
     if backend != "torch":
         # pocketfft and ducc0 read the transposed view directly: no separate transposing copy
         B, R, n = x.shape
-        complex_dtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
-        out = None if workspace is None else workspace.empty("ring spectrum", (n // 2 + 1, R, B),
-                                                             x.new_empty(0, dtype=complex_dtype)).numpy()
-        spectrum = _numpy_r2c(x.detach().numpy().transpose(2, 1, 0), (0,), backend, torch.get_num_threads(), out)
-        return torch.from_numpy(spectrum[:L])
+        spectrum = scratch(workspace, "ring spectrum", (n // 2 + 1, R, B), x, x.dtype.to_complex())
+        _numpy_r2c(x.detach().numpy().transpose(2, 1, 0), (0,), backend, torch.get_num_threads(), spectrum.numpy())
+        return spectrum[:L]
     return threaded(lambda rows: torch.fft.rfft(rows)[..., :L], x, split_dim=1).permute(2, 1, 0)
 
 

@@ -31,7 +31,7 @@ import torch
 
 from ._fft import parallel_ranges
 from ._tables import TableModule
-from ._workspace import Workspace
+from ._workspace import Workspace, scratch
 from .grids import S2Grid
 from .legendre import legendre_block
 
@@ -248,8 +248,7 @@ class RingLegendre(TableModule):
             kind = "batch-major coeffs→rows"
         rows = self.workspace.empty("expand rows", (p.n_rows, 2 * B), c)
         self._gather(padded, self._flat_index(kind, B, c.device), rows.view(-1))
-        shape = (p.L, p.n_rings, B, 2)
-        W = self.workspace.empty("expand output", shape, c) if scratch_output else c.new_empty(shape)
+        W = scratch(self.workspace if scratch_output else None, "expand output", (p.L, p.n_rings, B, 2), c)
 
         even, odd = self.workspace.empty("expand fold", (2, p.L, hn, B, 2), c).unbind(0)
         for i, ((m0, m1), offsets) in enumerate(zip(p.m_blocks, p.row_offsets)):

@@ -31,16 +31,19 @@ class Workspace:
     def __reduce__(self):  # noqa: ANN204 - thread-local storage is not copyable; a copy starts empty
         return (Workspace, ())
 
-    def empty(self, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-        """An uninitialized ``shape`` tensor of ``like``'s dtype and device, reused between calls when large."""
+    def empty(self, name: str, shape: tuple[int, ...], like: torch.Tensor,
+              dtype: torch.dtype | None = None) -> torch.Tensor:
+        """An uninitialized ``shape`` tensor on ``like``'s device, of ``like``'s dtype unless ``dtype`` is given,
+        reused between calls when large."""
+        dtype = like.dtype if dtype is None else dtype
         numel = math.prod(shape)
-        if like.device.type != "cpu" or numel * like.element_size() < MIN_BYTES:
-            return like.new_empty(shape)
+        if like.device.type != "cpu" or numel * dtype.itemsize < MIN_BYTES:
+            return like.new_empty(shape, dtype=dtype)
         buffers = self._local.__dict__.setdefault("buffers", {})
         flat = buffers.get(name)
-        if flat is None or flat.dtype != like.dtype or flat.numel() < numel:
+        if flat is None or flat.dtype != dtype or flat.numel() < numel:
             buffers.pop(name, None)  # free the old one before allocating the new
-            flat = buffers[name] = like.new_empty(numel)
+            flat = buffers[name] = like.new_empty(numel, dtype=dtype)
         return flat[:numel].view(shape)
 
     def clear(self) -> None:
@@ -50,3 +53,11 @@ class Workspace:
     def nbytes(self) -> int:
         """Bytes held by this thread's buffers."""
         return sum(t.numel() * t.element_size() for t in self._local.__dict__.get("buffers", {}).values())
+
+
+def scratch(workspace: Workspace | None, name: str, shape: tuple[int, ...], like: torch.Tensor,
+            dtype: torch.dtype | None = None) -> torch.Tensor:
+    """``workspace.empty(…)``, or a fresh tensor when there is no workspace (the result must outlive the call)."""
+    if workspace is None:
+        return like.new_empty(shape, dtype=like.dtype if dtype is None else dtype)
+    return workspace.empty(name, shape, like, dtype)

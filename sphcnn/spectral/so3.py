@@ -34,7 +34,7 @@ from ._cache import cached_module
 from ._fft import fft2_backend, half_spectrum_weight, irfft2_into, parallel_ranges, rfft2
 from ._options import check_transform_args
 from ._tables import TableModule
-from ._workspace import Workspace
+from ._workspace import Workspace, scratch
 from .grids import SO3Grid
 from .wigner import _y_to_z_block, complex_to_real_block
 
@@ -248,10 +248,6 @@ class _SO3Transform(TableModule):
         return f"L={self.L}, grid=SO3Grid(L={self.grid.L}, kind={self.grid.kind!r}), dtype={self.table_dtype}"
 
 
-def _scratch(workspace: Workspace | None, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-    return like.new_empty(shape) if workspace is None else workspace.empty(name, shape, like)
-
-
 def _out(workspace: Workspace | None, name: str, shape: tuple[int, ...], like: torch.Tensor) -> dict:
     """``out=`` keyword arguments: a workspace buffer when one is given (autograd not recording), else none."""
     return {} if workspace is None else {"out": workspace.empty(name, shape, like)}
@@ -263,7 +259,7 @@ def _block_bmm(x: torch.Tensor, tables: tuple[torch.Tensor, ...], transpose: boo
     for ``T_i [p_i, r_i, k_i]`` (or T_iᵀ), each matmul written into one output buffer."""
     C = x.shape[-1]
     cols, rows = (1, 2) if transpose else (2, 1)
-    out = _scratch(workspace, "contraction", (sum(t.shape[0] * t.shape[rows] for t in tables), C), x)
+    out = scratch(workspace, "contraction", (sum(t.shape[0] * t.shape[rows] for t in tables), C), x)
     at_in = at_out = 0
     for t in tables:
         p, n_in, n_out = t.shape[0], t.shape[cols], t.shape[rows]
@@ -331,7 +327,7 @@ def _grid_to_pairs(f: torch.Tensor, L: int, workspace: Workspace | None = None) 
     Chunks of the batch are transformed and transposed into the shared output concurrently.
     """
     B, n_beta, n_alpha, _ = f.shape
-    out = _scratch(workspace, "pairs", (2 * L - 1, L, n_beta, B, 2), f)
+    out = scratch(workspace, "pairs", (2 * L - 1, L, n_beta, B, 2), f)
     bins = torch.view_as_complex(out)  # copying whole complex numbers: ~20 % faster than (…, 2) pairs
     backend = fft2_backend(f, n_alpha)
 
@@ -353,7 +349,7 @@ def _pairs_to_grid(pairs: torch.Tensor, n: int, workspace: Workspace | None = No
     bins = torch.view_as_complex(pairs.contiguous())
 
     def work(b0: int, b1: int) -> None:
-        spec = _scratch(workspace, "spectrum", (b1 - b0, n_beta, n, n // 2 + 1), bins)  # thread-local
+        spec = scratch(workspace, "spectrum", (b1 - b0, n_beta, n, n // 2 + 1), bins)  # thread-local
         spec[:, :, L:n - L + 1].zero_()  # orders |m| ≥ L
         spec[..., L:].zero_()  # orders n ≥ L
         spec[:, :, n - L + 1:, :L].copy_(bins[: L - 1, :, :, b0:b1].permute(3, 2, 0, 1))
