@@ -5,17 +5,17 @@ gives f_k = Re Σ_{m<L} W_m e^{2πikm/n}. As real-linear maps each is the other'
 adjoint, so each one's backward is the other: no zero-padded complex FFT in
 the gradient, and double backward for free.
 
-On the CPU up to three backends are available: torch's (MKL, one thread per
-call, so rows are split over threads), scipy's pocketfft and, when installed,
-ducc0 (pocketfft's successor; both with ``nthreads``). Their speed differs by up
-to 4× depending on the length: MKL is fast for short and power-of-two rings,
-the pocketfft family for lengths with large prime factors such as the
-Gauss–Legendre 2L − 1 (511 = 7·73: 57 vs 19 ms for 4,096 float64 rings), and
-ducc0's SIMD kernels are 1.5–2.5× faster than scipy's for odd lengths (31-point
-2-D float64 planes: 1.2 vs 2.8 ms for 256). ``"auto"`` times each once per
-(length, dtype, threads) on a probe batch, like FFTW's planner, and keeps the
-fastest; the choice is cached in memory and logged. Results agree to rounding
-(tested). Other devices use torch.
+On the CPU up to three backends are available: torch's (MKL, threaded by
+torch itself), scipy's pocketfft and, when installed, ducc0 (pocketfft's
+successor; both with ``nthreads``). Their speed differs by up to 4× depending
+on the length: MKL is fast for short and power-of-two rings, the pocketfft
+family for lengths with large prime factors such as the Gauss–Legendre 2L − 1
+(511 = 7·73: 57 vs 19 ms for 4,096 float64 rings), and ducc0's SIMD kernels are
+1.5–2.5× faster than scipy's for odd lengths (31-point 2-D float64 planes: 1.2
+vs 2.8 ms for 256). ``"auto"`` times each once per (length, dtype, threads) on
+a probe batch, like FFTW's planner, and keeps the fastest; the choice is cached
+in memory and logged. Results agree to rounding (tested). Other devices use
+torch.
 """
 
 from __future__ import annotations
@@ -74,9 +74,15 @@ def _caller_modes() -> Callable[[], contextlib.AbstractContextManager]:
 def parallel_ranges(n: int, elements: int, device: torch.device, fn: Callable[[int, int], None]) -> None:
     """Call ``fn(start, stop)`` on a split of ``range(n)``, concurrently on the CPU when the work is large.
 
-    torch's CPU FFT runs each call on one thread and releases the GIL, so chunks of a batch
-    run concurrently; each chunk gets at least ``MIN_ELEMENTS_PER_THREAD`` of the ``elements``,
-    and workers run in the caller's grad and inference mode.
+    Each chunk gets at least ``MIN_ELEMENTS_PER_THREAD`` of the ``elements``; workers run in the
+    caller's grad and inference mode. ``fn`` must not enter OpenMP on a worker: only numpy, scipy
+    and ducc0 calls (they release the GIL) and torch's 1-D ``index_select`` qualify, not torch's
+    element-wise ops, copies, matmuls or FFTs. Such an op gives the worker an OpenMP team of its
+    own; libgomp then counts more threads than cores and, for the rest of the process, sleeps
+    instead of spin-waiting between parallel regions, so every later parallel torch op pays a
+    wake-up, the user's included: four small ``bmm`` and a serial op ran 1.4–1.6× slower after one
+    ``torch.add`` on a worker (2-core machine). tests/test_fft.py checks that the transforms
+    start no thread.
     """
     workers = min(torch.get_num_threads(), n, max(1, elements // MIN_ELEMENTS_PER_THREAD))
     if device.type != "cpu" or workers < 2:
@@ -95,16 +101,13 @@ def parallel_ranges(n: int, elements: int, device: torch.device, fn: Callable[[i
         future.result()
 
 
-def threaded(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, split_dim: int = 0) -> torch.Tensor:
-    """``fn(x)`` for an fn acting along the last dim, computed in chunks of ``split_dim`` on several threads."""
-    n = x.shape[split_dim] if x.dim() else 1
-    parts: dict[int, torch.Tensor] = {}
-
-    def work(start: int, stop: int) -> None:
-        parts[start] = fn(x if x.dim() == 0 else x.narrow(split_dim, start, stop - start))
-
-    parallel_ranges(n, x.numel(), x.device, work)
-    return parts[0] if len(parts) == 1 else torch.cat([parts[k] for k in sorted(parts)], dim=split_dim)
+def fft_chunks(backend: str, n: int, elements: int, device: torch.device, fn: Callable[[int, int], None]) -> None:
+    """``fn(start, stop)`` over ``range(n)`` for a 2-D FFT ``backend``: numpy backends in chunks on
+    threads (see :func:`parallel_ranges`), torch's in one call on the caller's thread (it threads itself)."""
+    if backend == "torch":
+        fn(0, n)
+    else:
+        parallel_ranges(n, elements, device, fn)
 
 
 def _real_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -160,7 +163,7 @@ def _rfft(x: torch.Tensor, L: int, backend: str, workspace: Workspace | None = N
         spectrum = scratch(workspace, "ring spectrum", (n // 2 + 1, R, B), x, x.dtype.to_complex())
         _numpy_r2c(x.detach().numpy().transpose(2, 1, 0), (0,), backend, torch.get_num_threads(), spectrum.numpy())
         return spectrum[:L]
-    return threaded(lambda rows: torch.fft.rfft(rows)[..., :L], x, split_dim=1).permute(2, 1, 0)
+    return torch.fft.rfft(x)[..., :L].permute(2, 1, 0)
 
 
 def _irfft(W: torch.Tensor, n: int, backend: str, overwrite_input: bool = False) -> torch.Tensor:
@@ -175,7 +178,7 @@ def _irfft(W: torch.Tensor, n: int, backend: str, overwrite_input: bool = False)
         out = np.empty((Y.shape[2], Y.shape[1], n), dtype=Y.real.dtype)
         _numpy_c2r_into(Y, (0,), out.transpose(2, 1, 0), backend, torch.get_num_threads())  # transposed in place
         return torch.from_numpy(out)
-    return threaded(lambda rows: torch.fft.irfft(rows, n=n, norm="forward"), Y.permute(2, 1, 0), split_dim=1)
+    return torch.fft.irfft(Y.permute(2, 1, 0), n=n, norm="forward")
 
 
 def _faster(label: str, run: Callable[[str], object]) -> str:
@@ -204,28 +207,29 @@ def _fastest_2d(n: int, dtype: torch.dtype, threads: int) -> str:
     x = torch.randn(max(1, _PROBE_ELEMENTS // (n * n)), n, n, dtype=dtype)
     out = torch.empty_like(x)
 
-    def run(backend: str) -> None:  # batch chunks on threads, as the SO(3) transforms call it
+    def run(backend: str) -> None:  # chunked as the SO(3) transforms call it
         def work(b0: int, b1: int) -> None:
             irfft2_into(rfft2(x[b0:b1], backend), out[b0:b1], backend)
 
-        parallel_ranges(x.shape[0], x.numel(), x.device, work)
+        fft_chunks(backend, x.shape[0], x.numel(), x.device, work)
 
     return _faster(f"2-D FFT {n}x{n} {dtype}, {threads} threads", run)
 
 
-def rfft2(x: torch.Tensor, backend: str) -> torch.Tensor:
-    """Unnormalized 2-D real FFT over the last two dims, one thread (callers split batches)."""
+def rfft2(x: torch.Tensor, backend: str) -> torch.Tensor | np.ndarray:
+    """Unnormalized 2-D real FFT over the last two dims: a numpy array on one thread (numpy backends, for
+    :func:`fft_chunks` workers) or a tensor (torch, threaded by torch)."""
     if backend != "torch":
-        return torch.from_numpy(_numpy_r2c(x.detach().numpy(), (x.dim() - 2, x.dim() - 1), backend, 1))
+        return _numpy_r2c(x.detach().numpy(), (x.dim() - 2, x.dim() - 1), backend, 1)
     return torch.fft.rfft2(x)
 
 
-def irfft2_into(spec: torch.Tensor, out: torch.Tensor, backend: str) -> None:
-    """Unnormalized inverse of :func:`rfft2` (norm "forward") written into ``out [..., n, n]``; ``spec`` is
-    scratch (the numpy backends may overwrite it)."""
+def irfft2_into(spec: torch.Tensor | np.ndarray, out: torch.Tensor, backend: str) -> None:
+    """Unnormalized inverse of :func:`rfft2` (norm "forward") written into ``out [..., n, n]``; ``spec`` (a
+    numpy array for the numpy backends, a tensor for torch) is scratch: the numpy backends may overwrite it."""
     n = out.shape[-1]
     if backend != "torch":
-        _numpy_c2r_into(spec.detach().numpy(), (spec.dim() - 2, spec.dim() - 1), out.detach().numpy(), backend, 1)
+        _numpy_c2r_into(spec, (spec.ndim - 2, spec.ndim - 1), out.detach().numpy(), backend, 1)
     else:
         torch.fft.irfft2(spec, s=(n, n), norm="forward", out=out)
 
