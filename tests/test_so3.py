@@ -164,6 +164,29 @@ def test_batch_chunks_on_threads_match_one_call(gen, monkeypatch):
         torch.set_num_threads(threads)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_both_contraction_orientations_agree(batch, gen, monkeypatch):
+    """Few columns (batch ≤ 2) run the β-contraction transposed: both orientations, forward and backward."""
+    import importlib
+
+    so3_module = importlib.import_module("sphcnn.spectral.so3")
+    grid = SO3Grid(6, "soft")
+    fwd, inv = SO3FFT(grid, dtype=torch.float64), InverseSO3FFT(grid, dtype=torch.float64)
+    F = random_so3_coefficients(6, batch, generator=gen)
+    weight = torch.randn(batch, num_so3_coeffs(6), generator=gen, dtype=torch.float64)
+    results = []
+    for few_columns in (0, 1 << 30):  # never transposed, always transposed
+        monkeypatch.setattr(so3_module, "_FEW_COLUMNS", few_columns)
+        G = F.clone().requires_grad_(True)
+        f = inv(G)
+        (fwd(f) * weight).sum().backward()
+        assert relative_error(f, evaluate_so3(F, grid.matrices())) < 1e-12
+        results.append((f.detach(), G.grad))
+    (f0, g0), (f1, g1) = results
+    assert torch.allclose(f0, f1, atol=1e-12) and torch.allclose(g0, g1, atol=1e-12)
+    assert torch.allclose(g0, weight, atol=1e-10)  # fwd ∘ inv = identity
+
+
 @pytest.mark.parametrize("backend", cpu_backends())
 def test_every_fft_backend(backend, gen, monkeypatch):
     import importlib
