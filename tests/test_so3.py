@@ -164,9 +164,35 @@ def test_batch_chunks_on_threads_match_one_call(gen, monkeypatch):
         torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("kind", ["soft", "gl"])
+@pytest.mark.parametrize(("L", "grid_L"), [(2, 2), (5, 7), (16, 16)])
+def test_single_signal_path_matches_the_batched_one(kind, L, grid_L, gen):
+    """One signal (L ≤ 16) runs the fused per-pair matrices: same values and gradients as in a batch."""
+    grid = SO3Grid(grid_L, kind)
+    fwd, inv = SO3FFT(grid, L=L, dtype=torch.float64), InverseSO3FFT(grid, L=L, dtype=torch.float64)
+    assert fwd.single_signal and inv.single_signal
+    F = random_so3_coefficients(L, 2, generator=gen)
+    f_batch = inv(F)
+    f_one = inv(F[0])
+    assert relative_error(f_one, evaluate_so3(F[0], grid.matrices())) < 1e-12
+    assert relative_error(f_one, f_batch[0]) < 1e-13
+    assert relative_error(fwd(f_one), F[0]) < 1e-12
+    assert relative_error(fwd(f_batch)[0], fwd(f_one)) < 1e-13
+    weight = torch.randn(num_so3_coeffs(L), generator=gen, dtype=torch.float64)
+    grads = []
+    for coefficients in (F[:1], F[0]):  # batch of one still takes the single-signal path: compare to batch of 2
+        G = coefficients.clone().requires_grad_(True)
+        (fwd(inv(G)) * weight).sum().backward()
+        grads.append(G.grad.reshape(-1))
+    G = F.clone().requires_grad_(True)
+    (fwd(inv(G)) * weight).sum().backward()
+    assert torch.allclose(grads[0], G.grad[0], atol=1e-12) and torch.allclose(grads[1], G.grad[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("batch", [2, 3])
 def test_both_contraction_orientations_agree(batch, gen, monkeypatch):
-    """Few columns (batch ≤ 2) run the β-contraction transposed: both orientations, forward and backward."""
+    """Few columns (batch 2; batch 1 above L = 16) run the β-contraction transposed: both orientations,
+    forward and backward."""
     import importlib
 
     so3_module = importlib.import_module("sphcnn.spectral.so3")

@@ -32,11 +32,13 @@ from torch import nn
 
 from ._cache import cached_module
 from ._fft import fft2_backend, fft_chunks, half_spectrum_weight, irfft2_into, rfft2
+from . import _so3_single as single
 from ._options import check_transform_args
 from ._tables import TableModule
 from ._workspace import Workspace, scratch
 from .grids import SO3Grid
-from .wigner import _y_to_z_block, complex_to_real_block
+from ._so3_basis import coefficient_indices, complex_basis_terms, real_basis_weights
+from .wigner import small_d_complex
 
 
 # Runs of |m| per sign: fewer calls vs. less zero padding. Up to L = 16 a call costs more than the padding
@@ -61,34 +63,6 @@ def so3_bandlimit(n_coeffs: int) -> int:
             f"SO(3) coefficients must have a trailing length L(4L²−1)/3 (1, 10, 35, 84, …), got {n_coeffs}"
         )
     return L
-
-
-def small_d_complex(ell: int, beta: np.ndarray) -> np.ndarray:
-    """Wigner small-d d^ℓ_mn(β) (complex basis, real valued), float64 ``[len(beta), 2ℓ+1, 2ℓ+1]``.
-
-    From the diagonalization behind :func:`wigner_D_block`: d(β) = W diag(e^{−ikβ}) W^† with
-    W = Uᵀ Kᵀ Ū, so each entry is a trigonometric polynomial in β whose coefficients
-    W_mk W̄_nk are exact to O(ℓ ε); all β are evaluated by two real matmuls.
-    """
-    beta = np.asarray(beta, dtype=np.float64).reshape(-1)
-    U = complex_to_real_block(ell)
-    W = U.T @ _y_to_z_block(ell).T @ U.conj()
-    T = W[:, None, :] * W.conj()[None, :, :]  # [m, n, k]
-    k = np.arange(-ell, ell + 1)
-    kb = np.outer(k, beta)
-    n = 2 * ell + 1
-    d = T.real.reshape(n * n, n) @ np.cos(kb) + T.imag.reshape(n * n, n) @ np.sin(kb)
-    return np.ascontiguousarray(d.T.reshape(beta.size, n, n))
-
-
-def _u_entry(i: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """U[i, m] of :func:`complex_to_real_block` for m = ±i (its only nonzero entries), vectorized."""
-    mu = np.abs(i)
-    sign = np.where(mu % 2 == 0, 1.0, -1.0)
-    r = 1 / np.sqrt(2)
-    pos = np.where(m == i, sign * r, r).astype(np.complex128)  # row +μ: (−1)^μ/√2 at +μ, 1/√2 at −μ
-    neg = np.where(m == i, 1j * r, -1j * sign * r)  # row −μ: i/√2 at −μ, −i(−1)^μ/√2 at +μ
-    return np.where(i == 0, 1.0 + 0j, np.where(i > 0, pos, neg))
 
 
 @dataclass(frozen=True)
@@ -136,13 +110,6 @@ class _SO3Plan:
         p = (m + self.L - 1) * self.L + n
         return self.pair_row0[p] + ell - self.pair_k0[p]
 
-    def _coefficients(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """ℓ, i (row), j (column) of every flat SO(3) coefficient."""
-        ell = np.concatenate([np.full((2 * e + 1) ** 2, e) for e in range(self.L)])
-        i = np.concatenate([np.repeat(np.arange(-e, e + 1), 2 * e + 1) for e in range(self.L)])
-        j = np.concatenate([np.tile(np.arange(-e, e + 1), 2 * e + 1) for e in range(self.L)])
-        return ell, i, j
-
     def tables(self, grid: SO3Grid, forward: bool, dtype: np.dtype = np.float64) -> list[np.ndarray]:
         """Per block: ``[pairs, L − k0, n_β]`` of d^ℓ_mn(β)·(β weight) (forward), or
         ``[pairs, n_β, L − k0]`` of (2ℓ+1)·d^ℓ_mn(β) (inverse). Computed in float64 and rounded
@@ -168,25 +135,12 @@ class _SO3Plan:
     def real_basis_map(self) -> tuple[np.ndarray, np.ndarray]:
         """F^ℓ_ij = Σ_{t, p} w[t, p]·part_p(row_t): real block F = Ū G Uᵀ from rows G(ℓ, m, n ≥ 0).
 
-        G(ℓ, m, n < 0) = (−1)^{m−n} conj G(ℓ, −m, −n) because f is real, so the four
-        terms (m, n) ∈ {±i} × {±j} read only two rows, (ℓ, i, |j|) and (ℓ, −i, |j|).
-        Returns the rows ``[N, 2]`` and weights ``[N, 2 (row), 2 (re, im)]``
-        (duplicates at i = 0 or j = 0 get zero weight).
+        Returns the rows ``[N, 2]``, (ℓ, i, |j|) and (ℓ, −i, |j|), and the weights
+        ``[N, 2 (row), 2 (re, im)]`` of :func:`~._so3_basis.real_basis_weights`.
         """
-        ell, i, j = self._coefficients()
+        ell, i, j = coefficient_indices(self.L)
         rows = np.stack((self.row(ell, i, np.abs(j)), self.row(ell, -i, np.abs(j))), axis=1)
-        weight = np.zeros((ell.size, 2, 2))
-        for sm, sn in ((1, 1), (-1, 1), (1, -1), (-1, -1)):
-            m, n = sm * i, sn * j
-            dup = ((sm < 0) & (i == 0)) | ((sn < 0) & (j == 0))
-            coef = np.where(dup, 0, np.conj(_u_entry(i, m)) * _u_entry(j, n))
-            flip = n < 0
-            sign = np.where((m - n) % 2 == 0, 1.0, -1.0)
-            slot = np.where(np.where(flip, -m, m) == i, 0, 1)
-            ar = np.arange(ell.size)
-            np.add.at(weight, (ar, slot, 0), np.where(flip, sign * coef.real, coef.real))
-            np.add.at(weight, (ar, slot, 1), np.where(flip, sign * coef.imag, -coef.imag))
-        return rows, weight
+        return rows, real_basis_weights(i, j)
 
     def complex_basis_map(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows H(ℓ, m, n ≥ 0) = (U^† F U)_mn = Σ_t c_t F[src_t], complex c (zero on padding rows)."""
@@ -196,11 +150,9 @@ class _SO3Plan:
         valid = ell >= np.maximum(np.abs(m), n)
         ell_safe = np.where(valid, ell, np.maximum(np.abs(m), n))
         src, coef = [], []
-        for si, sj in ((1, 1), (-1, 1), (1, -1), (-1, -1)):
-            i, j = si * m, sj * n
-            dup = ((si < 0) & (m == 0)) | ((sj < 0) & (n == 0)) | ~valid
+        for i, j, c in complex_basis_terms(m, n):
             src.append(ell_safe * (4 * ell_safe**2 - 1) // 3 + (i + ell_safe) * (2 * ell_safe + 1) + (j + ell_safe))
-            coef.append(np.where(dup, 0, np.conj(_u_entry(i, m)) * _u_entry(j, n)))
+            coef.append(np.where(valid, c, 0))
         src = np.minimum(np.stack(src), num_so3_coeffs(self.L) - 1)
         coef = np.stack(coef)
         return src, coef.real, coef.imag
@@ -216,6 +168,11 @@ class _SO3Transform(TableModule):
         basis = self.plan.real_basis_map() if forward else self.plan.complex_basis_map()
         self.register_buffer("basis_src", torch.from_numpy(basis[0].reshape(-1)), persistent=False)
         self._basis = basis[1:]
+        self.single_signal = 1 < L <= single.MAX_L  # one signal: change of basis folded into the β-contraction
+        if self.single_signal:
+            slots, coefficient_of_slot = single.slot_indices(L)
+            self.register_buffer("single_slots", torch.from_numpy(slots), persistent=False)
+            self.register_buffer("single_coefficient_of_slot", torch.from_numpy(coefficient_of_slot), persistent=False)
         self._build_tables(dtype, torch.device("cpu"))
 
     def _build_tables(self, dtype: torch.dtype, device: torch.device) -> None:
@@ -232,6 +189,10 @@ class _SO3Transform(TableModule):
                 value = value if name == "basis_a" else -value  # rows conjugated for the inverse FFT
                 self.register_buffer(name, torch.from_numpy(value).unsqueeze(-1).to(dtype=dtype, device=device),
                                      persistent=False)
+        if self.single_signal:  # stored as its transpose, the operand the row-vector products read contiguously
+            M = single.matrices(self.L, self.grid, self.is_forward).transpose(0, 2, 1)
+            self.register_buffer("single_matrix_t", torch.from_numpy(np.ascontiguousarray(M)).to(dtype=dtype, device=device),
+                                 persistent=False)
         # L = 1 needs only F⁰ = ∫ f dR: a weighted sum beats the FFT path (invariant readouts)
         self.register_buffer("haar_weights", self.grid.weights.reshape(-1).to(dtype=dtype, device=device),
                              persistent=False)
@@ -244,6 +205,10 @@ class _SO3Transform(TableModule):
     def release_workspace(self) -> None:
         """Free the scratch buffers (≥ 1 MB each) this thread's calls keep for the next call."""
         self.workspace.clear()
+
+    def _single_signal(self, x: torch.Tensor, analysis: bool) -> torch.Tensor:
+        return single.SingleSignalMap.apply(x, self.single_matrix_t.transpose(1, 2), self.single_slots,
+                                            self.single_coefficient_of_slot, analysis)
 
     def _tables(self) -> tuple[torch.Tensor, ...]:
         return tuple(getattr(self, f"table_{i}") for i in range(len(self.plan.blocks)))
@@ -318,6 +283,8 @@ class SO3FFT(_SO3Transform):
         # Σ_{α,γ} f e^{−imα} e^{−inγ} for n ≥ 0, pair-major: [(m, n), β, 2B]
         ws = self._intermediate_workspace(f)
         pairs = _GridToPairs.apply(f, self.L, self.workspace, ws is not None)
+        if B == 1 and self.single_signal:
+            return self._single_signal(pairs.view((2 * self.L - 1) * self.L, -1), True).reshape(*batch, -1)
         rows = _BlockContraction.apply(pairs.view(-1, 2 * B), self._tables(), False, ws).view(-1, 2 * B)
         # two rows per coefficient, gathered whole (index_select of contiguous rows is fast)
         n_src = self.basis_src.numel()
@@ -432,6 +399,10 @@ class InverseSO3FFT(_SO3Transform):
         batch = F.shape[:-1]
         Ft = F.reshape(-1, F.shape[-1]).T  # [coeffs, B]
         B, (n_beta, n_ag, _) = Ft.shape[1], self.grid.shape
+        if B == 1 and self.single_signal:
+            pairs = self._single_signal(F.reshape(-1), False)
+            f = _PairsToGrid.apply(pairs.view(2 * L - 1, L, n_beta, 1, 2), n_ag, self.workspace)
+            return f.reshape(*batch, *self.grid.shape)
         ws = self._intermediate_workspace(F)
         Fc = Ft.contiguous() if ws is None else ws.empty("coefficients", tuple(Ft.shape), Ft).copy_(Ft)
         n_src = self.basis_src.numel()

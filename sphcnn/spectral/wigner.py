@@ -154,6 +154,24 @@ def _y_to_z_block(ell: int) -> np.ndarray:
     return Q.T
 
 
+def small_d_complex(ell: int, beta: np.ndarray) -> np.ndarray:
+    """Wigner small-d d^ℓ_mn(β) (complex basis, real valued), float64 ``[len(beta), 2ℓ+1, 2ℓ+1]``.
+
+    From the diagonalization behind :func:`wigner_D_block`: d(β) = W diag(e^{−ikβ}) W^† with
+    W = Uᵀ Kᵀ Ū, so each entry is a trigonometric polynomial in β whose coefficients
+    W_mk W̄_nk are exact to O(ℓ ε); all β are evaluated by two real matmuls.
+    """
+    beta = np.asarray(beta, dtype=np.float64).reshape(-1)
+    U = complex_to_real_block(ell)
+    W = U.T @ _y_to_z_block(ell).T @ U.conj()
+    T = W[:, None, :] * W.conj()[None, :, :]  # [m, n, k]
+    k = np.arange(-ell, ell + 1)
+    kb = np.outer(k, beta)
+    n = 2 * ell + 1
+    d = T.real.reshape(n * n, n) @ np.cos(kb) + T.imag.reshape(n * n, n) @ np.sin(kb)
+    return np.ascontiguousarray(d.T.reshape(beta.size, n, n))
+
+
 def _z_rotation_apply(c: torch.Tensor, ell: int, angle: torch.Tensor) -> torch.Tensor:
     """Coefficients of f(R_z(angle)⁻¹ x) for one degree block c [..., 2ℓ+1]; angle [...]."""
     if ell == 0:
