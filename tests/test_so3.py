@@ -165,16 +165,18 @@ def test_batch_chunks_on_threads_match_one_call(gen, monkeypatch):
 
 
 @pytest.mark.parametrize("kind", ["soft", "gl"])
-@pytest.mark.parametrize(("L", "grid_L"), [(2, 2), (5, 7), (16, 16)])
+@pytest.mark.parametrize(("L", "grid_L"), [(2, 2), (5, 7), (24, 24)])
 def test_single_signal_path_matches_the_batched_one(kind, L, grid_L, gen):
-    """One signal (L ≤ 16) runs the fused per-pair matrices: same values and gradients as in a batch."""
+    """One signal (L ≤ 24) takes the one-block path with a sparse change of basis: same values and gradients
+    as in a batch."""
     grid = SO3Grid(grid_L, kind)
     fwd, inv = SO3FFT(grid, L=L, dtype=torch.float64), InverseSO3FFT(grid, L=L, dtype=torch.float64)
     assert fwd.single_signal and inv.single_signal
     F = random_so3_coefficients(L, 2, generator=gen)
     f_batch = inv(F)
     f_one = inv(F[0])
-    assert relative_error(f_one, evaluate_so3(F[0], grid.matrices())) < 1e-12
+    if L < 8:  # the batched path is checked against direct evaluation at larger L elsewhere
+        assert relative_error(f_one, evaluate_so3(F[0], grid.matrices())) < 1e-12
     assert relative_error(f_one, f_batch[0]) < 1e-13
     assert relative_error(fwd(f_one), F[0]) < 1e-12
     assert relative_error(fwd(f_batch)[0], fwd(f_one)) < 1e-13
@@ -191,7 +193,7 @@ def test_single_signal_path_matches_the_batched_one(kind, L, grid_L, gen):
 
 @pytest.mark.parametrize("batch", [2, 3])
 def test_both_contraction_orientations_agree(batch, gen, monkeypatch):
-    """Few columns (batch 2; batch 1 above L = 16) run the β-contraction transposed: both orientations,
+    """Few columns (batch 2; batch 1 above L = 24) run the β-contraction transposed: both orientations,
     forward and backward."""
     import importlib
 

@@ -87,19 +87,22 @@ class _SO3Plan:
     n_rows: int
 
     @staticmethod
-    def build(L: int) -> "_SO3Plan":
+    def build(L: int, one_block: bool = False) -> "_SO3Plan":
+        """Blocks of runs of |m| (see ``_BLOCKS_PER_SIGN``), or ``one_block`` holding every pair with all ℓ < L."""
         width = max(1, L // (_BLOCKS_PER_SIGN if L > _SMALL_L else _SMALL_L_BLOCKS_PER_SIGN))
         ms = np.arange(-(L - 1), L)
         key = np.where(ms < 0, -1 - (-ms - 1) // width, ms // width)  # runs of |m| of one sign
         pm = np.repeat(ms, L)
         pn = np.tile(np.arange(L), ms.size)
         blocks, pk0 = [], np.zeros(pm.size, dtype=np.int64)
-        for k in np.unique(key):
+        for k in np.unique(key) if not one_block else ():
             run = ms[key == k]
             k0 = int(np.abs(run).min())
             p0, p1 = (int(run[0]) + L - 1) * L, (int(run[-1]) + L) * L
             blocks.append((p0, p1, k0))
             pk0[p0:p1] = k0
+        if one_block:
+            blocks.append((0, pm.size, 0))
         rows_per_pair = L - pk0
         row0 = np.concatenate(([0], np.cumsum(rows_per_pair)[:-1]))
         return _SO3Plan(L=L, blocks=tuple(blocks), pair_m=pm, pair_n=pn,
@@ -168,11 +171,18 @@ class _SO3Transform(TableModule):
         basis = self.plan.real_basis_map() if forward else self.plan.complex_basis_map()
         self.register_buffer("basis_src", torch.from_numpy(basis[0].reshape(-1)), persistent=False)
         self._basis = basis[1:]
-        self.single_signal = 1 < L <= single.MAX_L  # one signal: change of basis folded into the β-contraction
+        self.single_signal = 1 < L <= single.MAX_L  # one signal: one block and a sparse change of basis
         if self.single_signal:
-            slots, coefficient_of_slot = single.slot_indices(L)
-            self.register_buffer("single_slots", torch.from_numpy(slots), persistent=False)
-            self.register_buffer("single_coefficient_of_slot", torch.from_numpy(coefficient_of_slot), persistent=False)
+            self.single_plan = _SO3Plan.build(L, one_block=True)
+            P, N = self.single_plan.pair_m.size, num_so3_coeffs(L)
+            if forward:
+                coo, n_out, n_in = single.real_rows_to_coefficients(*self.single_plan.real_basis_map()), N, 2 * P * L
+            else:
+                coo, n_out, n_in = single.coefficients_to_conjugate_rows(*self.single_plan.complex_basis_map()), 2 * P * L, N
+            self._single_maps = (single.ell_format(coo[0], coo[1], coo[2], n_out),
+                                 single.ell_format(coo[1], coo[0], coo[2], n_in))  # the map and its transpose
+            for name, (index, _) in zip(("single_index", "single_index_t"), self._single_maps):
+                self.register_buffer(name, torch.from_numpy(index), persistent=False)
         self._build_tables(dtype, torch.device("cpu"))
 
     def _build_tables(self, dtype: torch.dtype, device: torch.device) -> None:
@@ -189,10 +199,13 @@ class _SO3Transform(TableModule):
                 value = value if name == "basis_a" else -value  # rows conjugated for the inverse FFT
                 self.register_buffer(name, torch.from_numpy(value).unsqueeze(-1).to(dtype=dtype, device=device),
                                      persistent=False)
-        if self.single_signal:  # stored as its transpose, the operand the row-vector products read contiguously
-            M = single.matrices(self.L, self.grid, self.is_forward).transpose(0, 2, 1)
-            self.register_buffer("single_matrix_t", torch.from_numpy(np.ascontiguousarray(M)).to(dtype=dtype, device=device),
+        if self.single_signal:
+            # stored transposed: one signal's contraction runs transposed (few columns) and then reads it contiguously
+            table_t = np.ascontiguousarray(self.single_plan.tables(self.grid, self.is_forward, np_dtype)[0].transpose(0, 2, 1))
+            self.register_buffer("single_table_t", torch.from_numpy(table_t).to(dtype=dtype, device=device),
                                  persistent=False)
+            for name, (_, weight) in zip(("single_weight", "single_weight_t"), self._single_maps):
+                self.register_buffer(name, torch.from_numpy(weight).to(dtype=dtype, device=device), persistent=False)
         # L = 1 needs only F⁰ = ∫ f dR: a weighted sum beats the FFT path (invariant readouts)
         self.register_buffer("haar_weights", self.grid.weights.reshape(-1).to(dtype=dtype, device=device),
                              persistent=False)
@@ -206,9 +219,8 @@ class _SO3Transform(TableModule):
         """Free the scratch buffers (≥ 1 MB each) this thread's calls keep for the next call."""
         self.workspace.clear()
 
-    def _single_signal(self, x: torch.Tensor, analysis: bool) -> torch.Tensor:
-        return single.SingleSignalMap.apply(x, self.single_matrix_t.transpose(1, 2), self.single_slots,
-                                            self.single_coefficient_of_slot, analysis)
+    def _change_of_basis(self, x: torch.Tensor) -> torch.Tensor:
+        return single.SparseMap.apply(x, self.single_index, self.single_weight, self.single_index_t, self.single_weight_t)
 
     def _tables(self) -> tuple[torch.Tensor, ...]:
         return tuple(getattr(self, f"table_{i}") for i in range(len(self.plan.blocks)))
@@ -284,7 +296,8 @@ class SO3FFT(_SO3Transform):
         ws = self._intermediate_workspace(f)
         pairs = _GridToPairs.apply(f, self.L, self.workspace, ws is not None)
         if B == 1 and self.single_signal:
-            return self._single_signal(pairs.view((2 * self.L - 1) * self.L, -1), True).reshape(*batch, -1)
+            rows = _BlockContraction.apply(pairs.view(-1, 2), (self.single_table_t.transpose(1, 2),), False)  # [(pair, ℓ), 2]
+            return self._change_of_basis(rows.view(-1)).reshape(*batch, -1)
         rows = _BlockContraction.apply(pairs.view(-1, 2 * B), self._tables(), False, ws).view(-1, 2 * B)
         # two rows per coefficient, gathered whole (index_select of contiguous rows is fast)
         n_src = self.basis_src.numel()
@@ -400,7 +413,8 @@ class InverseSO3FFT(_SO3Transform):
         Ft = F.reshape(-1, F.shape[-1]).T  # [coeffs, B]
         B, (n_beta, n_ag, _) = Ft.shape[1], self.grid.shape
         if B == 1 and self.single_signal:
-            pairs = self._single_signal(F.reshape(-1), False)
+            rows = self._change_of_basis(F.reshape(-1))  # [(pair, ℓ, part)]
+            pairs = _BlockContraction.apply(rows.view(-1, 2), (self.single_table_t.transpose(1, 2),), False)  # [(pair, β), 2]
             f = _PairsToGrid.apply(pairs.view(2 * L - 1, L, n_beta, 1, 2), n_ag, self.workspace)
             return f.reshape(*batch, *self.grid.shape)
         ws = self._intermediate_workspace(F)
