@@ -16,15 +16,27 @@ vs 2.8 ms for 256). ``"auto"`` times each once per (length, dtype, threads) on
 a probe batch, like FFTW's planner, and keeps the fastest; the choice is cached
 in memory and logged. Results agree to rounding (tested). Other devices use
 torch.
+
+Threads: the transforms start none of their own. Parallel work runs in torch's
+OpenMP pool (torch ops, MKL) and in the FFT libraries' ``nthreads``, both sized
+by ``torch.get_num_threads()``. After every parallel region libgomp's threads
+spin-wait for milliseconds (its default), taking their cores from any other
+pool: ducc0 on two threads right after a torch op ran as fast as on one, and
+batch chunks on Python threads ran slower than no split (SO(3) inverse FFT
+stage of the s2cnn network, 2 cores: 41 ms split, 18.5 ms not). A torch op on
+a thread of our own is worse still: it starts a second OpenMP team, libgomp then
+counts more threads than cores and sleeps between regions for the rest of the
+process, so every small parallel torch op pays a wake-up, the user's included
+(1.4–1.6× slower; e3nn's network step 8 % slower after our transforms had run).
+The probe therefore times each backend just after a parallel torch op, as the
+transforms meet it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Literal
 
@@ -50,64 +62,7 @@ except ImportError:  # pragma: no cover - installs without ducc0 use torch and s
     _ducc = None
 
 FFTBackend = Literal["auto", "torch", "scipy", "ducc0"]
-MIN_ELEMENTS_PER_THREAD = 1 << 17
 _PROBE_ELEMENTS = 1 << 20
-
-
-@lru_cache(maxsize=4)
-def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sphcnn-fft")
-
-
-def _caller_modes() -> Callable[[], contextlib.AbstractContextManager]:
-    """Grad and inference mode are thread-local: a context that re-enters the caller's in a worker."""
-    grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
-
-    @contextlib.contextmanager
-    def enter():  # noqa: ANN202
-        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
-            yield
-
-    return enter
-
-
-def parallel_ranges(n: int, elements: int, device: torch.device, fn: Callable[[int, int], None]) -> None:
-    """Call ``fn(start, stop)`` on a split of ``range(n)``, concurrently on the CPU when the work is large.
-
-    Each chunk gets at least ``MIN_ELEMENTS_PER_THREAD`` of the ``elements``; workers run in the
-    caller's grad and inference mode. ``fn`` must not enter OpenMP on a worker: only numpy, scipy
-    and ducc0 calls (they release the GIL) and torch's 1-D ``index_select`` qualify, not torch's
-    element-wise ops, copies, matmuls or FFTs. Such an op gives the worker an OpenMP team of its
-    own; libgomp then counts more threads than cores and, for the rest of the process, sleeps
-    instead of spin-waiting between parallel regions, so every later parallel torch op pays a
-    wake-up, the user's included: four small ``bmm`` and a serial op ran 1.4–1.6× slower after one
-    ``torch.add`` on a worker (2-core machine). tests/test_fft.py checks that the transforms
-    start no thread.
-    """
-    workers = min(torch.get_num_threads(), n, max(1, elements // MIN_ELEMENTS_PER_THREAD))
-    if device.type != "cpu" or workers < 2:
-        fn(0, n)
-        return
-    modes = _caller_modes()
-
-    def run(start: int, stop: int) -> None:
-        with modes():
-            fn(start, stop)
-
-    edges = [n * k // workers for k in range(workers + 1)]
-    futures = [_pool(workers).submit(run, edges[k], edges[k + 1]) for k in range(1, workers)]
-    fn(edges[0], edges[1])
-    for future in futures:
-        future.result()
-
-
-def fft_chunks(backend: str, n: int, elements: int, device: torch.device, fn: Callable[[int, int], None]) -> None:
-    """``fn(start, stop)`` over ``range(n)`` for a 2-D FFT ``backend``: numpy backends in chunks on
-    threads (see :func:`parallel_ranges`), torch's in one call on the caller's thread (it threads itself)."""
-    if backend == "torch":
-        fn(0, n)
-    else:
-        parallel_ranges(n, elements, device, fn)
 
 
 def _real_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -187,12 +142,19 @@ def _faster(label: str, run: Callable[[str], object]) -> str:
     timings = dict.fromkeys(cpu_backends(), float("inf"))
     for _ in range(5):
         for backend in timings:
+            _after_parallel_torch_op()
             start = time.perf_counter()
             run(backend)
             timings[backend] = min(timings[backend], time.perf_counter() - start)
     choice = min(timings, key=timings.get)
     log.debug("%s: %s (%s)", label, choice, ", ".join(f"{b} {1e3 * t:.2f} ms" for b, t in timings.items()))
     return choice
+
+
+def _after_parallel_torch_op() -> None:
+    """Leave torch's OpenMP threads as a transform finds them: just after a parallel op, spin-waiting for
+    the next one (libgomp's default, for milliseconds), and so taking cores from any other thread pool."""
+    torch.ones(1 << 17).mul_(2)
 
 
 @lru_cache(maxsize=None)
@@ -206,30 +168,24 @@ def _fastest(n: int, dtype: torch.dtype, threads: int) -> str:
 def _fastest_2d(n: int, dtype: torch.dtype, threads: int) -> str:
     x = torch.randn(max(1, _PROBE_ELEMENTS // (n * n)), n, n, dtype=dtype)
     out = torch.empty_like(x)
-
-    def run(backend: str) -> None:  # chunked as the SO(3) transforms call it
-        def work(b0: int, b1: int) -> None:
-            irfft2_into(rfft2(x[b0:b1], backend), out[b0:b1], backend)
-
-        fft_chunks(backend, x.shape[0], x.numel(), x.device, work)
-
-    return _faster(f"2-D FFT {n}x{n} {dtype}, {threads} threads", run)
+    return _faster(f"2-D FFT {n}x{n} {dtype}, {threads} threads", lambda b: irfft2_into(rfft2(x, b), out, b))
 
 
-def rfft2(x: torch.Tensor, backend: str) -> torch.Tensor | np.ndarray:
-    """Unnormalized 2-D real FFT over the last two dims: a numpy array on one thread (numpy backends, for
-    :func:`fft_chunks` workers) or a tensor (torch, threaded by torch)."""
+def rfft2(x: torch.Tensor, backend: str) -> torch.Tensor:
+    """Unnormalized 2-D real FFT over the last two dims (numpy backends on ``torch.get_num_threads()`` threads)."""
     if backend != "torch":
-        return _numpy_r2c(x.detach().numpy(), (x.dim() - 2, x.dim() - 1), backend, 1)
+        return torch.from_numpy(_numpy_r2c(x.detach().numpy(), (x.dim() - 2, x.dim() - 1), backend,
+                                           torch.get_num_threads()))
     return torch.fft.rfft2(x)
 
 
-def irfft2_into(spec: torch.Tensor | np.ndarray, out: torch.Tensor, backend: str) -> None:
-    """Unnormalized inverse of :func:`rfft2` (norm "forward") written into ``out [..., n, n]``; ``spec`` (a
-    numpy array for the numpy backends, a tensor for torch) is scratch: the numpy backends may overwrite it."""
+def irfft2_into(spec: torch.Tensor, out: torch.Tensor, backend: str) -> None:
+    """Unnormalized inverse of :func:`rfft2` (norm "forward") written into ``out [..., n, n]``; ``spec`` is
+    scratch (the numpy backends may overwrite it)."""
     n = out.shape[-1]
     if backend != "torch":
-        _numpy_c2r_into(spec, (spec.ndim - 2, spec.ndim - 1), out.detach().numpy(), backend, 1)
+        _numpy_c2r_into(spec.detach().numpy(), (spec.dim() - 2, spec.dim() - 1), out.detach().numpy(), backend,
+                        torch.get_num_threads())
     else:
         torch.fft.irfft2(spec, s=(n, n), norm="forward", out=out)
 

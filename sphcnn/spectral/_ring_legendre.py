@@ -13,12 +13,11 @@ the same table transposed: no autograd graph of slices and gathers, double
 backward for free. Each matmul writes into one preallocated buffer. The
 batch and the real/imaginary parts stay interleaved as the FFT returns them:
 every elementwise step runs over contiguous memory, and the single reordering
-between block rows and coefficients is one gather with a cached index,
-split over threads (torch's 1-D ``index_select`` runs on one: at L = 256, 16
-float32 maps, 2.7 ms of a 12.6 ms contraction on either thread count).
+between block rows and coefficients is one gather with a cached index.
 (Moving two-element chunks, as de-interleaving does, ran 3–10× slower per
-element in torch's CPU kernels; sharing m-blocks among Python threads gave no
-consistent gain over MKL's own threading on the 2-core machine here.)
+element in torch's CPU kernels. Splitting the gather or the m-blocks over
+Python threads gains nothing once torch's OpenMP threads spin-wait between
+ops, as libgomp lets them: see :mod:`sphcnn.spectral._fft`.)
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._fft import parallel_ranges
 from ._tables import TableModule
 from ._workspace import Workspace, scratch
 from .grids import S2Grid
@@ -193,17 +191,6 @@ class RingLegendre(TableModule):
             self._index_cache[key] = index.reshape(-1).to(device)
         return self._index_cache[key]
 
-    @staticmethod
-    def _gather(src: torch.Tensor, index: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """``out[i] = src.view(-1)[index[i]]`` for a flat ``out``, in chunks on threads."""
-        flat = src.view(-1)
-
-        def work(start: int, stop: int) -> None:
-            torch.index_select(flat, 0, index[start:stop], out=out[start:stop])
-
-        parallel_ranges(index.numel(), index.numel(), out.device, work)
-        return out
-
     def contract(self, X: torch.Tensor) -> torch.Tensor:
         """Complex ``X [L, rings, B]`` → real coefficients ``[B, L²]`` (analysis, or synthesis's adjoint).
 
@@ -228,7 +215,7 @@ class RingLegendre(TableModule):
             for table, inp, at in zip(self._tables(i, rings_to_rows=True), (even, odd), offsets):
                 n_d = table.shape[1]
                 torch.bmm(table, inp[m0:m1].view(mb, hn, 2 * B), out=rows[at: at + mb * n_d].view(mb, n_d, 2 * B))
-        c = self._gather(rows, self._flat_index("rows→coeffs", B, X.device), rows.new_empty(p.L * p.L * B))
+        c = torch.index_select(rows.view(-1), 0, self._flat_index("rows→coeffs", B, X.device))
         return c.view(p.L * p.L, B).mul_(self.sign[:, None]).T
 
     def expand(self, c: torch.Tensor, scratch_output: bool = False) -> torch.Tensor:
@@ -247,7 +234,7 @@ class RingLegendre(TableModule):
             padded[:, LL] = 0
             kind = "batch-major coeffs→rows"
         rows = self.workspace.empty("expand rows", (p.n_rows, 2 * B), c)
-        self._gather(padded, self._flat_index(kind, B, c.device), rows.view(-1))
+        torch.index_select(padded.view(-1), 0, self._flat_index(kind, B, c.device), out=rows.view(-1))
         W = scratch(self.workspace if scratch_output else None, "expand output", (p.L, p.n_rings, B, 2), c)
 
         even, odd = self.workspace.empty("expand fold", (2, p.L, hn, B, 2), c).unbind(0)

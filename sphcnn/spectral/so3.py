@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from ._cache import cached_module
-from ._fft import fft2_backend, fft_chunks, half_spectrum_weight, irfft2_into, rfft2
+from ._fft import fft2_backend, half_spectrum_weight, irfft2_into, rfft2
 from . import _so3_single as single
 from ._options import check_transform_args
 from ._tables import TableModule
@@ -313,22 +313,13 @@ class SO3FFT(_SO3Transform):
 
 
 def _grid_to_pairs(f: torch.Tensor, L: int, workspace: Workspace | None = None) -> torch.Tensor:
-    """Samples ``[B, β, n, n]`` → unnormalized 2-D spectrum, pair-major ``[2L−1 (m = −L+1 … L−1), L (n), β, B, 2]``.
-
-    Chunks of the batch are transformed and transposed into the shared output concurrently (numpy backends:
-    numpy arrays on the workers, see :func:`~._fft.parallel_ranges`).
-    """
+    """Samples ``[B, β, n, n]`` → unnormalized 2-D spectrum, pair-major ``[2L−1 (m = −L+1 … L−1), L (n), β, B, 2]``."""
     B, n_beta, n_alpha, _ = f.shape
     out = scratch(workspace, "pairs", (2 * L - 1, L, n_beta, B, 2), f)
-    backend = fft2_backend(f, n_alpha)
-    bins = _array(torch.view_as_complex(out), backend)  # copying whole complex numbers: ~20 % faster than pairs
-
-    def work(b0: int, b1: int) -> None:
-        spec = rfft2(f[b0:b1], backend)
-        bins[: L - 1, :, :, b0:b1] = _permute(spec[:, :, n_alpha - L + 1:, :L], (2, 3, 1, 0))
-        bins[L - 1:, :, :, b0:b1] = _permute(spec[:, :, :L, :L], (2, 3, 1, 0))
-
-    fft_chunks(backend, B, f.numel(), f.device, work)
+    bins = torch.view_as_complex(out)  # copying whole complex numbers: ~20 % faster than (…, 2) pairs
+    spec = rfft2(f, fft2_backend(f, n_alpha))
+    bins[: L - 1].copy_(spec[:, :, n_alpha - L + 1:, :L].permute(2, 3, 1, 0))
+    bins[L - 1:].copy_(spec[:, :, :L, :L].permute(2, 3, 1, 0))
     return out
 
 
@@ -337,30 +328,14 @@ def _pairs_to_grid(pairs: torch.Tensor, n: int, workspace: Workspace | None = No
     (c_0 = 1, c_n = 2: an unnormalized inverse real FFT; bins of orders ≥ L are zero)."""
     L, n_beta, B = pairs.shape[1], pairs.shape[2], pairs.shape[3]
     f = pairs.new_empty(B, n_beta, n, n)
-    backend = fft2_backend(f, n)
     bins = torch.view_as_complex(pairs.contiguous())
-    bins_in = _array(bins, backend)
-
-    def work(b0: int, b1: int) -> None:
-        spec = _array(scratch(workspace, "spectrum", (b1 - b0, n_beta, n, n // 2 + 1), bins), backend)  # per thread
-        spec[:, :, L:n - L + 1] = 0  # orders |m| ≥ L
-        spec[..., L:] = 0  # orders n ≥ L
-        spec[:, :, n - L + 1:, :L] = _permute(bins_in[: L - 1, :, :, b0:b1], (3, 2, 0, 1))
-        spec[:, :, :L, :L] = _permute(bins_in[L - 1:, :, :, b0:b1], (3, 2, 0, 1))
-        irfft2_into(spec, f[b0:b1], backend)
-
-    fft_chunks(backend, B, f.numel(), pairs.device, work)
+    spec = scratch(workspace, "spectrum", (B, n_beta, n, n // 2 + 1), bins)
+    spec[:, :, L:n - L + 1].zero_()  # orders |m| ≥ L
+    spec[..., L:].zero_()  # orders n ≥ L
+    spec[:, :, n - L + 1:, :L].copy_(bins[: L - 1].permute(3, 2, 0, 1))
+    spec[:, :, :L, :L].copy_(bins[L - 1:].permute(3, 2, 0, 1))
+    irfft2_into(spec, f, fft2_backend(f, n))
     return f
-
-
-def _array(x: torch.Tensor, backend: str) -> torch.Tensor | np.ndarray:
-    """``x`` as the workers of ``backend`` handle it: a numpy view for the numpy backends (no torch op may
-    run on a worker thread), else the tensor."""
-    return x.detach().numpy() if backend != "torch" else x
-
-
-def _permute(x: torch.Tensor | np.ndarray, dims: tuple[int, ...]) -> torch.Tensor | np.ndarray:
-    return x.transpose(dims) if isinstance(x, np.ndarray) else x.permute(dims)
 
 
 class _GridToPairs(torch.autograd.Function):
