@@ -29,7 +29,7 @@ if __package__ in (None, ""):  # run as a script: make `experiments` importable
 
 import hydra
 import lightning.pytorch as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from experiments.common import (
     instantiate_callbacks,

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from experiments.compare import compare, data_efficiency_markdown, mean_std, summarize_rotation  # noqa: E402
+from experiments.compare import compare, data_efficiency_markdown, summarize_rotation  # noqa: E402
 
 TINY = [
     "rotation.models=[linear]", "rotation.seeds=[0]", "rotation.max_epochs=1", "rotation.n_train=64",

@@ -28,16 +28,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
+from . import _so3_single as single
 from ._cache import cached_module
 from ._fft import fft2_backend, half_spectrum_weight, irfft2_into, rfft2
-from . import _so3_single as single
 from ._options import check_transform_args
+from ._so3_basis import coefficient_indices, complex_basis_terms, real_basis_weights
 from ._tables import TableModule
 from ._workspace import Workspace, scratch
 from .grids import SO3Grid
-from ._so3_basis import coefficient_indices, complex_basis_terms, real_basis_weights
 from .wigner import small_d_complex
 
 
@@ -45,7 +44,7 @@ from .wigner import small_d_complex
 # it saves (L = 16, batch 1 / 16, µs per contraction: 8 runs 324 / 310, 2 runs 185 / 274; L = 10, batch 640:
 # 2,479 / 2,582 µs, about equal; L = 32: 2 runs 19 % slower at batch 16).
 _BLOCKS_PER_SIGN, _SMALL_L, _SMALL_L_BLOCKS_PER_SIGN = 8, 16, 2
-_FEW_COLUMNS = 4
+_FEW_COLUMNS = 4  # contractions with at most this many columns (batch ≤ 2) run transposed: see _block_bmm
 
 
 def num_so3_coeffs(L: int) -> int:
