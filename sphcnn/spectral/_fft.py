@@ -171,12 +171,14 @@ def _fastest_2d(n: int, dtype: torch.dtype, threads: int) -> str:
     return _faster(f"2-D FFT {n}x{n} {dtype}, {threads} threads", lambda b: irfft2_into(rfft2(x, b), out, b))
 
 
-def rfft2(x: torch.Tensor, backend: str) -> torch.Tensor:
-    """Unnormalized 2-D real FFT over the last two dims (numpy backends on ``torch.get_num_threads()`` threads)."""
+def rfft2(x: torch.Tensor, backend: str, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Unnormalized 2-D real FFT over the last two dims (numpy backends on ``torch.get_num_threads()`` threads),
+    into ``out`` if given."""
     if backend != "torch":
-        return torch.from_numpy(_numpy_r2c(x.detach().numpy(), (x.dim() - 2, x.dim() - 1), backend,
-                                           torch.get_num_threads()))
-    return torch.fft.rfft2(x)
+        spectrum = _numpy_r2c(x.detach().numpy(), (x.dim() - 2, x.dim() - 1), backend, torch.get_num_threads(),
+                              None if out is None else out.numpy())
+        return out if out is not None else torch.from_numpy(spectrum)
+    return torch.fft.rfft2(x, out=out)
 
 
 def irfft2_into(spec: torch.Tensor, out: torch.Tensor, backend: str) -> None:

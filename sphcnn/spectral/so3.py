@@ -311,12 +311,15 @@ class SO3FFT(_SO3Transform):
         return out.T.reshape(*batch, -1)
 
 
-def _grid_to_pairs(f: torch.Tensor, L: int, workspace: Workspace | None = None) -> torch.Tensor:
-    """Samples ``[B, β, n, n]`` → unnormalized 2-D spectrum, pair-major ``[2L−1 (m = −L+1 … L−1), L (n), β, B, 2]``."""
+def _grid_to_pairs(f: torch.Tensor, L: int, workspace: Workspace | None = None,
+                   spectrum_workspace: Workspace | None = None) -> torch.Tensor:
+    """Samples ``[B, β, n, n]`` → unnormalized 2-D spectrum, pair-major ``[2L−1 (m = −L+1 … L−1), L (n), β, B, 2]``
+    (the result in ``workspace``, the full 2-D spectrum, consumed here, in ``spectrum_workspace``)."""
     B, n_beta, n_alpha, _ = f.shape
     out = scratch(workspace, "pairs", (2 * L - 1, L, n_beta, B, 2), f)
     bins = torch.view_as_complex(out)  # copying whole complex numbers: ~20 % faster than (…, 2) pairs
-    spec = rfft2(f, fft2_backend(f, n_alpha))
+    spec = scratch(spectrum_workspace, "spectrum", (B, n_beta, n_alpha, n_alpha // 2 + 1), bins)
+    rfft2(f, fft2_backend(f, n_alpha), out=spec)
     bins[: L - 1].copy_(spec[:, :, n_alpha - L + 1:, :L].permute(2, 3, 1, 0))
     bins[L - 1:].copy_(spec[:, :, :L, :L].permute(2, 3, 1, 0))
     return out
@@ -348,7 +351,7 @@ class _GridToPairs(torch.autograd.Function):
     def forward(ctx, f: torch.Tensor, L: int, workspace: Workspace | None = None,  # noqa: ANN001
                 reuse_output: bool = False) -> torch.Tensor:
         ctx.n_gamma, ctx.workspace = f.shape[-1], workspace
-        return _grid_to_pairs(f, L, workspace if reuse_output else None)
+        return _grid_to_pairs(f, L, workspace if reuse_output else None, workspace)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
