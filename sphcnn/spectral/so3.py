@@ -178,8 +178,9 @@ class _SO3Transform(TableModule):
                 coo, n_out, n_in = single.real_rows_to_coefficients(*self.single_plan.real_basis_map()), N, 2 * P * L
             else:
                 coo, n_out, n_in = single.coefficients_to_conjugate_rows(*self.single_plan.complex_basis_map()), 2 * P * L, N
-            self._single_maps = (single.ell_format(coo[0], coo[1], coo[2], n_out),
-                                 single.ell_format(coo[1], coo[0], coo[2], n_in))  # the map and its transpose
+            rows, cols, values = coo
+            self._single_maps = (single.ell_format(rows, cols, values, n_out),
+                                 single.ell_format(cols, rows, values, n_in))  # the map and its transpose
             for name, (index, _) in zip(("single_index", "single_index_t"), self._single_maps):
                 self.register_buffer(name, torch.from_numpy(index), persistent=False)
         self._build_tables(dtype, torch.device("cpu"))
@@ -220,6 +221,10 @@ class _SO3Transform(TableModule):
 
     def _change_of_basis(self, x: torch.Tensor) -> torch.Tensor:
         return single.SparseMap.apply(x, self.single_index, self.single_weight, self.single_index_t, self.single_weight_t)
+
+    def _single_contraction(self, x: torch.Tensor) -> torch.Tensor:
+        """One signal's β-contraction: all pairs as one block, ``x`` and the result with (re, im) columns."""
+        return _BlockContraction.apply(x.reshape(-1, 2), (self.single_table_t.transpose(1, 2),), False)
 
     def _tables(self) -> tuple[torch.Tensor, ...]:
         return tuple(getattr(self, f"table_{i}") for i in range(len(self.plan.blocks)))
@@ -295,7 +300,7 @@ class SO3FFT(_SO3Transform):
         ws = self._intermediate_workspace(f)
         pairs = _GridToPairs.apply(f, self.L, self.workspace, ws is not None)
         if B == 1 and self.single_signal:
-            rows = _BlockContraction.apply(pairs.view(-1, 2), (self.single_table_t.transpose(1, 2),), False)  # [(pair, ℓ), 2]
+            rows = self._single_contraction(pairs)  # [(pair, ℓ), 2]
             return self._change_of_basis(rows.view(-1)).reshape(*batch, -1)
         rows = _BlockContraction.apply(pairs.view(-1, 2 * B), self._tables(), False, ws).view(-1, 2 * B)
         # two rows per coefficient, gathered whole (index_select of contiguous rows is fast)
@@ -391,7 +396,7 @@ class InverseSO3FFT(_SO3Transform):
         B, (n_beta, n_ag, _) = Ft.shape[1], self.grid.shape
         if B == 1 and self.single_signal:
             rows = self._change_of_basis(F.reshape(-1))  # [(pair, ℓ, part)]
-            pairs = _BlockContraction.apply(rows.view(-1, 2), (self.single_table_t.transpose(1, 2),), False)  # [(pair, β), 2]
+            pairs = self._single_contraction(rows)  # [(pair, β), 2]
             f = _PairsToGrid.apply(pairs.view(2 * L - 1, L, n_beta, 1, 2), n_ag, self.workspace)
             return f.reshape(*batch, *self.grid.shape)
         ws = self._intermediate_workspace(F)
