@@ -126,7 +126,7 @@ def transforms():
 
 transforms()  # "auto": the probes time every backend
 for backend in _fft.cpu_backends():
-    _fft._fastest = lambda n, dtype, threads, backend=backend: backend
+    _fft._fastest = lambda *probe, backend=backend: backend
     so3.fft2_backend = lambda x, n, backend=backend: backend
     transforms()
 print(threads() - before)

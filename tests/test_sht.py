@@ -233,7 +233,7 @@ def test_workspace_buffers_never_leak_into_results(fft_backend, gen, monkeypatch
     from sphcnn.spectral import _workspace
 
     monkeypatch.setattr(_workspace, "MIN_BYTES", 0)
-    monkeypatch.setattr(_fft, "_fastest", lambda n, dtype, threads: fft_backend)
+    monkeypatch.setattr(_fft, "_fastest", lambda *probe: fft_backend)
     grid = S2Grid(6, "dh")
     fwd, inv = SHT(grid, dtype=torch.float64), InverseSHT(grid, dtype=torch.float64)
     c1, c2 = (random_coefficients(6, 3, generator=gen) for _ in range(2))
@@ -244,7 +244,7 @@ def test_workspace_buffers_never_leak_into_results(fft_backend, gen, monkeypatch
     a2 = fwd(x2)
     assert torch.equal(x1, x1_copy) and relative_error(a1, c1) < 1e-13 and relative_error(a2, c2) < 1e-13
     assert fwd.legendre.workspace.nbytes() > 0
-    assert (fwd.longitude.workspace.nbytes() > 0) == (fft_backend != "torch")  # ring spectra (numpy backends)
+    assert fwd.longitude.workspace.nbytes() > 0  # the ring spectra
     assert inv.legendre.workspace.nbytes() > 0  # the ring coefficients between the stages, scaled in place
     x = torch.randn(2, *grid.shape, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: inv(fwd(t)), (x,))

@@ -12,9 +12,12 @@ on the length: MKL is fast for short and power-of-two rings, the pocketfft
 family for lengths with large prime factors such as the Gauss–Legendre 2L − 1
 (511 = 7·73: 57 vs 19 ms for 4,096 float64 rings), and ducc0's SIMD kernels are
 1.5–2.5× faster than scipy's for odd lengths (31-point 2-D float64 planes: 1.2
-vs 2.8 ms for 256). ``"auto"`` times each once per (length, dtype, threads) on
-a probe batch, like FFTW's planner, and keeps the fastest; the choice is cached
-in memory and logged. Results agree to rounding (tested). Other devices use
+vs 2.8 ms for 256). ``"auto"`` times each, like FFTW's planner, once per (length, dtype, threads,
+batch rounded up to a power of two) on a probe batch of that size (at most 4M
+samples: the ranking changes with the size, MKL's fixed cost per call weighs less
+on large batches) and keeps the fastest; the choice is cached in memory and logged.
+The probe times what the caller gets: for the rings, the spectrum in the
+order-major layout of the Legendre stage (torch's needs a transposing copy). Results agree to rounding (tested). Other devices use
 torch.
 
 Threads: the transforms start none of their own. Parallel work runs in torch's
@@ -62,7 +65,7 @@ except ImportError:  # pragma: no cover - installs without ducc0 use torch and s
     _ducc = None
 
 FFTBackend = Literal["auto", "torch", "scipy", "ducc0"]
-_PROBE_ELEMENTS = 1 << 20
+_PROBE_ELEMENTS = 1 << 22
 
 
 def _real_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -118,7 +121,9 @@ def _rfft(x: torch.Tensor, L: int, backend: str, workspace: Workspace | None = N
         spectrum = scratch(workspace, "ring spectrum", (n // 2 + 1, R, B), x, x.dtype.to_complex())
         _numpy_r2c(x.detach().numpy().transpose(2, 1, 0), (0,), backend, torch.get_num_threads(), spectrum.numpy())
         return spectrum[:L]
-    return torch.fft.rfft(x)[..., :L].permute(2, 1, 0)
+    # order-major as the Legendre stage reads it: its gathers would otherwise copy the transposed view anyway
+    spectrum = scratch(workspace, "ring spectrum", (L, x.shape[1], x.shape[0]), x, x.dtype.to_complex())
+    return spectrum.copy_(torch.fft.rfft(x)[..., :L].permute(2, 1, 0))
 
 
 def _irfft(W: torch.Tensor, n: int, backend: str, overwrite_input: bool = False) -> torch.Tensor:
@@ -157,18 +162,29 @@ def _after_parallel_torch_op() -> None:
     torch.ones(1 << 17).mul_(2)
 
 
-@lru_cache(maxsize=None)
-def _fastest(n: int, dtype: torch.dtype, threads: int) -> str:
-    x = torch.randn(16, max(1, _PROBE_ELEMENTS // n // 16), n, dtype=dtype)
-    L = n // 2 + 1
-    return _faster(f"ring FFT n={n} {dtype}, {threads} threads", lambda b: _irfft(_rfft(x, L, b), n, b))
+def probe_count(count: int, item_elements: int) -> int:
+    """How many items (rings of a map, planes) a probe transforms for a call on ``count`` of them: the next
+    power of two, so that a few probes serve every batch size, but no more than ``_PROBE_ELEMENTS`` in all."""
+    return max(1, min(1 << max(0, count - 1).bit_length(), _PROBE_ELEMENTS // item_elements))
 
 
 @lru_cache(maxsize=None)
-def _fastest_2d(n: int, dtype: torch.dtype, threads: int) -> str:
-    x = torch.randn(max(1, _PROBE_ELEMENTS // (n * n)), n, n, dtype=dtype)
+def _fastest(n: int, L: int, rings: int, batch: int, dtype: torch.dtype, threads: int) -> str:
+    """The ring FFT backend for ``batch`` maps (a :func:`probe_count`) of ``rings`` rings of length n."""
+    x = torch.randn(batch, rings, n, dtype=dtype)
+    workspace = Workspace()
+    return _faster(f"ring FFT n={n}, {batch}x{rings} rings, {dtype}, {threads} threads",
+                   lambda b: _irfft(_rfft(x, L, b, workspace), n, b, overwrite_input=True))
+
+
+@lru_cache(maxsize=None)
+def _fastest_2d(n: int, planes: int, dtype: torch.dtype, threads: int) -> str:
+    """The 2-D FFT backend for ``planes`` (a :func:`probe_count`) n × n planes."""
+    x = torch.randn(planes, n, n, dtype=dtype)
     out = torch.empty_like(x)
-    return _faster(f"2-D FFT {n}x{n} {dtype}, {threads} threads", lambda b: irfft2_into(rfft2(x, b), out, b))
+    spectrum = torch.empty(planes, n, n // 2 + 1, dtype=dtype.to_complex())
+    return _faster(f"2-D FFT {planes} planes {n}x{n}, {dtype}, {threads} threads",
+                   lambda b: irfft2_into(rfft2(x, b, out=spectrum), out, b))
 
 
 def rfft2(x: torch.Tensor, backend: str, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -196,17 +212,18 @@ def fft2_backend(x: torch.Tensor, n: int) -> str:
     """The faster 2-D FFT backend for n × n planes of ``x``'s dtype (torch off the CPU)."""
     if x.device.type != "cpu":
         return "torch"
-    return _fastest_2d(n, _real_dtype(x.dtype), torch.get_num_threads())
+    planes = x.numel() // (n * n)
+    return _fastest_2d(n, probe_count(planes, n * n), _real_dtype(x.dtype), torch.get_num_threads())
 
 
-def _resolve(backend: FFTBackend, x: torch.Tensor, n: int) -> str:
+def _resolve(backend: FFTBackend, x: torch.Tensor, n: int, L: int, rings: int, batch: int) -> str:
     if x.device.type != "cpu" or backend == "torch":
         return "torch"
     if backend == "ducc0" and _ducc is None:
         raise ValueError("fft_backend='ducc0' needs the ducc0 package (pip install ducc0)")
     if backend != "auto":
         return backend
-    return _fastest(n, _real_dtype(x.dtype), torch.get_num_threads())
+    return _fastest(n, L, rings, probe_count(batch, rings * n), _real_dtype(x.dtype), torch.get_num_threads())
 
 
 class _RingDFT(torch.autograd.Function):
@@ -239,7 +256,7 @@ def ring_rfft(x: torch.Tensor, L: int, backend: FFTBackend = "auto", workspace: 
     n = x.shape[-1]
     if not 1 <= L <= n // 2 + 1:
         raise ValueError(f"ring_rfft: need 1 <= L <= n//2 + 1 = {n // 2 + 1}, got L={L}")
-    return _RingDFT.apply(x.contiguous(), L, _resolve(backend, x, n), False, workspace)
+    return _RingDFT.apply(x.contiguous(), L, _resolve(backend, x, n, L, x.shape[1], x.shape[0]), False, workspace)
 
 
 def ring_irfft(W: torch.Tensor, n: int, backend: FFTBackend = "auto", overwrite_input: bool = False) -> torch.Tensor:
@@ -251,4 +268,5 @@ def ring_irfft(W: torch.Tensor, n: int, backend: FFTBackend = "auto", overwrite_
     if W.dim() != 3 or not 1 <= W.shape[0] <= n // 2 + 1:
         raise ValueError(f"ring_irfft expects W [L, R, B] with 1 <= L <= n//2 + 1 = {n // 2 + 1}, "
                          f"got shape {tuple(W.shape)}")
-    return _RingDFT.apply(W.contiguous(), n, _resolve(backend, W, n), True, None, overwrite_input)
+    backend = _resolve(backend, W, n, W.shape[0], W.shape[1], W.shape[2])
+    return _RingDFT.apply(W.contiguous(), n, backend, True, None, overwrite_input)
