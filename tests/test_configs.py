@@ -6,6 +6,7 @@ import csv
 import importlib
 import json
 import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -195,9 +196,7 @@ def test_eval_of_a_missing_checkpoint_is_an_error(tmp_path):
         evaluate(cfg)
 
 
-def run_cli(script: str, *overrides: str, cwd: Path) -> "subprocess.CompletedProcess[str]":
-    import subprocess
-
+def run_cli(script: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "experiments" / script), *overrides],
         cwd=cwd, capture_output=True, text=True, timeout=300,

@@ -89,7 +89,7 @@ def test_bad_options_are_refused(tmp_path):
 
 
 def test_data_file_mismatch_is_refused(tmp_path):
-    dm = make(tmp_path)
+    make(tmp_path)  # writes the data file
     path = next(tmp_path.glob("*.npz"))
     with pytest.raises(ValueError, match="does not match"):
         make(tmp_path / "other", L=10, data_file=path)
