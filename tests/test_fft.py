@@ -127,7 +127,7 @@ def transforms():
 transforms()  # "auto": the probes time every backend
 for backend in _fft.cpu_backends():
     _fft._fastest = lambda *probe, backend=backend: backend
-    so3.fft2_backend = lambda x, n, backend=backend: backend
+    so3.fft2_backend = lambda x, n, inverse=False, backend=backend: backend
     transforms()
 print(threads() - before)
 """

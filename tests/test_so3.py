@@ -217,7 +217,7 @@ def test_every_fft_backend(backend, gen, monkeypatch):
     import importlib
 
     so3_module = importlib.import_module("sphcnn.spectral.so3")
-    monkeypatch.setattr(so3_module, "fft2_backend", lambda x, n: backend)
+    monkeypatch.setattr(so3_module, "fft2_backend", lambda x, n, inverse=False: backend)
     grid = SO3Grid(4, "gl")
     F = random_so3_coefficients(4, 3, generator=gen)
     f = so3_ifft(F, grid)

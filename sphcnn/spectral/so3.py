@@ -341,7 +341,7 @@ def _pairs_to_grid(pairs: torch.Tensor, n: int, workspace: Workspace | None = No
     spec[..., L:].zero_()  # orders n ≥ L
     spec[:, :, n - L + 1:, :L].copy_(bins[: L - 1].permute(3, 2, 0, 1))
     spec[:, :, :L, :L].copy_(bins[L - 1:].permute(3, 2, 0, 1))
-    irfft2_into(spec, f, fft2_backend(f, n))
+    irfft2_into(spec, f, fft2_backend(f, n, inverse=True))
     return f
 
 
