@@ -317,36 +317,49 @@ class SO3FFT(_SO3Transform):
 
 
 def _grid_to_pairs(f: torch.Tensor, L: int, workspace: Workspace | None = None,
-                   spectrum_workspace: Workspace | None = None) -> torch.Tensor:
-    """Samples ``[B, β, n, n]`` → unnormalized 2-D spectrum, pair-major ``[2L−1 (m = −L+1 … L−1), L (n), β, B, 2]``
-    (the result in ``workspace``, the full 2-D spectrum, consumed here, in ``spectrum_workspace``)."""
+                   spectrum_workspace: Workspace | None = None, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """Samples ``[B, β, n, n]`` → unnormalized 2-D spectrum, pair-major ``[2L−1 (m = −L+1 … L−1), L (n), β, B, 2]``,
+    times ``scale[n]`` if given (the result in ``workspace``, the full 2-D spectrum, consumed here, in
+    ``spectrum_workspace``)."""
     B, n_beta, n_alpha, _ = f.shape
     out = scratch(workspace, "pairs", (2 * L - 1, L, n_beta, B, 2), f)
     bins = torch.view_as_complex(out)  # copying whole complex numbers: ~20 % faster than (…, 2) pairs
     spec = scratch(spectrum_workspace, "spectrum", (B, n_beta, n_alpha, n_alpha // 2 + 1), bins)
     rfft2(f, fft2_backend(f, n_alpha), out=spec)
-    bins[: L - 1].copy_(spec[:, :, n_alpha - L + 1:, :L].permute(2, 3, 1, 0))
-    bins[L - 1:].copy_(spec[:, :, :L, :L].permute(2, 3, 1, 0))
+    for rows, m_rows in ((bins[: L - 1], slice(n_alpha - L + 1, None)), (bins[L - 1:], slice(None, L))):
+        _copy_scaled(spec[:, :, m_rows, :L].permute(2, 3, 1, 0), rows, None if scale is None else scale.view(-1, 1, 1))
     return out
 
 
-def _pairs_to_grid(pairs: torch.Tensor, n: int, workspace: Workspace | None = None) -> torch.Tensor:
-    """The adjoint layout of :func:`_grid_to_pairs`, then f = Re Σ_{m, n ≥ 0} c_n S_mn e^{i(mα + nγ)}
-    (c_0 = 1, c_n = 2: an unnormalized inverse real FFT; bins of orders ≥ L are zero)."""
+def _pairs_to_grid(pairs: torch.Tensor, n: int, workspace: Workspace | None = None,
+                   scale: torch.Tensor | None = None) -> torch.Tensor:
+    """The adjoint layout of :func:`_grid_to_pairs` (pairs times ``scale[n]`` if given), then
+    f = Re Σ_{m, n ≥ 0} c_n S_mn e^{i(mα + nγ)} (c_0 = 1, c_n = 2: an unnormalized inverse real FFT; bins of
+    orders ≥ L are zero)."""
     L, n_beta, B = pairs.shape[1], pairs.shape[2], pairs.shape[3]
     f = pairs.new_empty(B, n_beta, n, n)
     bins = torch.view_as_complex(pairs.contiguous())
     spec = scratch(workspace, "spectrum", (B, n_beta, n, n // 2 + 1), bins)
     spec[:, :, L:n - L + 1].zero_()  # orders |m| ≥ L
     spec[..., L:].zero_()  # orders n ≥ L
-    spec[:, :, n - L + 1:, :L].copy_(bins[: L - 1].permute(3, 2, 0, 1))
-    spec[:, :, :L, :L].copy_(bins[L - 1:].permute(3, 2, 0, 1))
+    for rows, m_rows in ((bins[: L - 1], slice(n - L + 1, None)), (bins[L - 1:], slice(None, L))):
+        _copy_scaled(rows.permute(3, 2, 0, 1), spec[:, :, m_rows, :L], None if scale is None else scale)
     irfft2_into(spec, f, fft2_backend(f, n, inverse=True))
     return f
 
 
+def _copy_scaled(src: torch.Tensor, dst: torch.Tensor, scale: torch.Tensor | None) -> None:
+    """dst ← src (· scale): the scaling rides on the copy between layouts instead of a pass of its own over a
+    fresh tensor (the s2cnn network's backward scaled its 20 MB pair spectra that way, twice per step)."""
+    if scale is None:
+        dst.copy_(src)
+    else:
+        torch.mul(src, scale, out=dst)
+
+
 class _GridToPairs(torch.autograd.Function):
-    """Samples ``[B, β, n_α, n_γ]`` → unnormalized 2-D spectrum, pair-major ``[2L−1, L, β, B, 2]``.
+    """Samples ``[B, β, n_α, n_γ]`` → unnormalized 2-D spectrum, pair-major ``[2L−1, L, β, B, 2]``, times
+    ``scale[n]`` if given.
 
     Hand-written adjoints: autograd's own would go through a full complex FFT of the
     zero-padded spectrum and allocate a full-size gradient per slice.
@@ -354,28 +367,32 @@ class _GridToPairs(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, f: torch.Tensor, L: int, workspace: Workspace | None = None,  # noqa: ANN001
-                reuse_output: bool = False) -> torch.Tensor:
-        ctx.n_gamma, ctx.workspace = f.shape[-1], workspace
-        return _grid_to_pairs(f, L, workspace if reuse_output else None, workspace)
+                reuse_output: bool = False, scale: torch.Tensor | None = None) -> torch.Tensor:
+        ctx.n_gamma, ctx.workspace, ctx.scale = f.shape[-1], workspace, scale
+        return _grid_to_pairs(f, L, workspace if reuse_output else None, workspace, scale)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
-        w = half_spectrum_weight(grad.shape[1], ctx.n_gamma, grad).view(-1, 1, 1, 1)  # irfft counts n > 0 twice
-        return _PairsToGrid.apply(grad * w, ctx.n_gamma, ctx.workspace), None, None, None
+        w = half_spectrum_weight(grad.shape[1], ctx.n_gamma, grad)  # irfft counts n > 0 twice
+        scale = w if ctx.scale is None else w * ctx.scale
+        return _PairsToGrid.apply(grad, ctx.n_gamma, ctx.workspace, scale), None, None, None, None
 
 
 class _PairsToGrid(torch.autograd.Function):
-    """Pairs → samples by :func:`_pairs_to_grid`; the adjoint of :class:`_GridToPairs` up to c_n."""
+    """Pairs (times ``scale[n]`` if given) → samples by :func:`_pairs_to_grid`; the adjoint of
+    :class:`_GridToPairs` up to c_n."""
 
     @staticmethod
-    def forward(ctx, pairs: torch.Tensor, n_gamma: int, workspace: Workspace | None = None) -> torch.Tensor:  # noqa: ANN001
-        ctx.L, ctx.n_gamma, ctx.workspace = pairs.shape[1], n_gamma, workspace
-        return _pairs_to_grid(pairs, n_gamma, workspace)
+    def forward(ctx, pairs: torch.Tensor, n_gamma: int, workspace: Workspace | None = None,  # noqa: ANN001
+                scale: torch.Tensor | None = None) -> torch.Tensor:
+        ctx.L, ctx.n_gamma, ctx.workspace, ctx.scale = pairs.shape[1], n_gamma, workspace, scale
+        return _pairs_to_grid(pairs, n_gamma, workspace, scale)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
-        pairs = _GridToPairs.apply(grad, ctx.L, ctx.workspace)
-        return pairs / half_spectrum_weight(ctx.L, ctx.n_gamma, pairs).view(-1, 1, 1, 1), None, None
+        inverse_w = 1 / half_spectrum_weight(ctx.L, ctx.n_gamma, grad)
+        scale = inverse_w if ctx.scale is None else inverse_w * ctx.scale
+        return _GridToPairs.apply(grad, ctx.L, ctx.workspace, False, scale), None, None, None
 
 
 class InverseSO3FFT(_SO3Transform):
