@@ -140,3 +140,30 @@ def test_transforms_start_no_thread():
     result = subprocess.run([sys.executable, "-c", _START_NO_THREAD], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-1] == "0", result.stdout
+
+
+def test_probe_batches_are_powers_of_two_within_the_sample_cap():
+    assert [_fft.probe_count(c, 100) for c in (1, 2, 3, 5, 16, 17)] == [1, 2, 4, 8, 16, 32]
+    cap = _fft._PROBE_ELEMENTS
+    assert _fft.probe_count(10**9, 1000) == cap // 1000  # large calls: the cap, in whole items
+    assert _fft.probe_count(7, 2 * cap) == 1  # items above the cap: still one
+
+
+def test_each_direction_is_probed_on_its_own(monkeypatch):
+    """Forward and inverse may pick different backends (MKL's 2-D forward and ducc0's inverse won on 2 cores)."""
+    asked = []
+    monkeypatch.setattr(_fft, "_fastest_2d", lambda n, planes, dtype, threads, inverse: asked.append(inverse)
+                        or ("scipy" if inverse else "torch"))
+    x = torch.randn(3, 5, 8, 8)
+    assert _fft.fft2_backend(x, 8) == "torch" and _fft.fft2_backend(x, 8, inverse=True) == "scipy"
+    assert asked == [False, True]
+    rings = []
+    monkeypatch.setattr(_fft, "_fastest", lambda n, L, r, batch, dtype, threads, inverse: rings.append(
+        (n, L, r, batch, inverse)) or "scipy")
+    W = ring_rfft(torch.randn(3, 4, 9), 5)
+    ring_irfft(W, 9)
+    assert rings == [(9, 5, 4, 4, False), (9, 5, 4, 4, True)]  # batch 3 → probe batch 4
+    rings.clear()
+    x = torch.randn(3, 4, 9, requires_grad=True)
+    torch.view_as_real(ring_rfft(x, 5)).sum().backward()  # the backward is the inverse, probed as such
+    assert rings == [(9, 5, 4, 4, False), (9, 5, 4, 4, True)] and x.grad.shape == x.shape
