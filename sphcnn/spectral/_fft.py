@@ -12,13 +12,15 @@ on the length: MKL is fast for short and power-of-two rings, the pocketfft
 family for lengths with large prime factors such as the Gauss–Legendre 2L − 1
 (511 = 7·73: 57 vs 19 ms for 4,096 float64 rings), and ducc0's SIMD kernels are
 1.5–2.5× faster than scipy's for odd lengths (31-point 2-D float64 planes: 1.2
-vs 2.8 ms for 256). ``"auto"`` times each, like FFTW's planner, once per (length, dtype, threads,
-batch rounded up to a power of two) on a probe batch of that size (at most 4M
-samples: the ranking changes with the size, MKL's fixed cost per call weighs less
-on large batches) and keeps the fastest; the choice is cached in memory and logged.
-The probe times what the caller gets: for the rings, the spectrum in the
-order-major layout of the Legendre stage (torch's needs a transposing copy). Results agree to rounding (tested). Other devices use
-torch.
+vs 2.8 ms for 256). ``"auto"`` times each, like FFTW's planner, once per
+(direction, length, dtype, threads, batch rounded up to a power of two) on a
+probe batch of that size (at most 4M samples: the ranking changes with the size,
+as MKL's fixed cost per call weighs less on large batches, and with the
+direction: on two threads MKL's 2-D forward and ducc0's inverse won at the s2cnn
+network's 20 × 20 planes) and keeps the fastest; the choice is cached in memory
+and logged. The probe times what the caller gets: for the rings, the spectrum
+in the order-major layout of the Legendre stage (torch's needs a transposing
+copy). Results agree to rounding (tested). Other devices use torch.
 
 Threads: the transforms start none of their own. Parallel work runs in torch's
 OpenMP pool (torch ops, MKL) and in the FFT libraries' ``nthreads``, both sized
@@ -184,10 +186,7 @@ def _fastest(n: int, L: int, rings: int, batch: int, dtype: torch.dtype, threads
 
 @lru_cache(maxsize=None)
 def _fastest_2d(n: int, planes: int, dtype: torch.dtype, threads: int, inverse: bool) -> str:
-    """The backend of one direction of the 2-D FFT of ``planes`` (a :func:`probe_count`) n × n planes (on 2
-    cores MKL's forward beat ducc0's while ducc0's inverse beat MKL's: s2cnn network step, 2 threads, medians
-    of 22 alternating steps, forward / inverse backends torch / ducc0 vs ducc0 / ducc0: 135 vs 151, 111 vs
-    115, 120 vs 138 ms)."""
+    """The backend of one direction of the 2-D FFT of ``planes`` (a :func:`probe_count`) n × n planes."""
     x = torch.randn(planes, n, n, dtype=dtype)
     label = f"{'inverse ' if inverse else ''}2-D FFT {planes} planes {n}x{n}, {dtype}, {threads} threads"
     spectrum = torch.fft.rfft2(x)

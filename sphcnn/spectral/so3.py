@@ -326,8 +326,9 @@ def _grid_to_pairs(f: torch.Tensor, L: int, workspace: Workspace | None = None,
     bins = torch.view_as_complex(out)  # copying whole complex numbers: ~20 % faster than (…, 2) pairs
     spec = scratch(spectrum_workspace, "spectrum", (B, n_beta, n_alpha, n_alpha // 2 + 1), bins)
     rfft2(f, fft2_backend(f, n_alpha), out=spec)
+    scale = None if scale is None else scale.view(-1, 1, 1)  # over n in [m, n, β, B]
     for rows, m_rows in ((bins[: L - 1], slice(n_alpha - L + 1, None)), (bins[L - 1:], slice(None, L))):
-        _copy_scaled(spec[:, :, m_rows, :L].permute(2, 3, 1, 0), rows, None if scale is None else scale.view(-1, 1, 1))
+        _copy_scaled(spec[:, :, m_rows, :L].permute(2, 3, 1, 0), rows, scale)
     return out
 
 
@@ -343,7 +344,7 @@ def _pairs_to_grid(pairs: torch.Tensor, n: int, workspace: Workspace | None = No
     spec[:, :, L:n - L + 1].zero_()  # orders |m| ≥ L
     spec[..., L:].zero_()  # orders n ≥ L
     for rows, m_rows in ((bins[: L - 1], slice(n - L + 1, None)), (bins[L - 1:], slice(None, L))):
-        _copy_scaled(rows.permute(3, 2, 0, 1), spec[:, :, m_rows, :L], None if scale is None else scale)
+        _copy_scaled(rows.permute(3, 2, 0, 1), spec[:, :, m_rows, :L], scale)  # scale over n, the last dim
     irfft2_into(spec, f, fft2_backend(f, n, inverse=True))
     return f
 
