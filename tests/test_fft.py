@@ -167,3 +167,9 @@ def test_each_direction_is_probed_on_its_own(monkeypatch):
     x = torch.randn(3, 4, 9, requires_grad=True)
     torch.view_as_real(ring_rfft(x, 5)).sum().backward()  # the backward is the inverse, probed as such
     assert rings == [(9, 5, 4, 4, False), (9, 5, 4, 4, True)] and x.grad.shape == x.shape
+
+
+def test_the_2d_inverse_probe_leaves_out_torch():
+    """torch's CPU inverse over two axes makes full-size temporaries the probe barely sees (see _fastest_2d)."""
+    assert _fft._fastest_2d(8, 4, torch.float64, torch.get_num_threads(), True) in ("scipy", "ducc0")
+    assert _fft._fastest_2d(8, 4, torch.float64, torch.get_num_threads(), False) in _fft.cpu_backends()

@@ -17,7 +17,8 @@ vs 2.8 ms for 256). ``"auto"`` times each, like FFTW's planner, once per
 probe batch of that size (at most 4M samples: the ranking changes with the size,
 as MKL's fixed cost per call weighs less on large batches, and with the
 direction: on two threads MKL's 2-D forward and ducc0's inverse won at the s2cnn
-network's 20 × 20 planes) and keeps the fastest; the choice is cached in memory
+network's 20 × 20 planes; MKL's 2-D inverse is never picked on the CPU, see
+:func:`_fastest_2d`) and keeps the fastest; the choice is cached in memory
 and logged. The probe times what the caller gets: for the rings, the spectrum
 in the order-major layout of the Legendre stage (torch's needs a transposing
 copy). Results agree to rounding (tested). Other devices use torch.
@@ -143,10 +144,10 @@ def _irfft(W: torch.Tensor, n: int, backend: str, overwrite_input: bool = False)
     return torch.fft.irfft(Y.permute(2, 1, 0), n=n, norm="forward")
 
 
-def _faster(label: str, run: Callable[[str], object]) -> str:
-    """The CPU backend for which ``run(backend)`` takes least time: best of 5, backends taking turns so that
-    a burst of load on this (shared) machine hits them alike."""
-    timings = dict.fromkeys(cpu_backends(), float("inf"))
+def _faster(label: str, run: Callable[[str], object], backends: tuple[str, ...] | None = None) -> str:
+    """The CPU backend (of ``backends``, default all) for which ``run(backend)`` takes least time: best of 5,
+    backends taking turns so that a burst of load on this (shared) machine hits them alike."""
+    timings = dict.fromkeys(backends or cpu_backends(), float("inf"))
     for _ in range(5):
         for backend in timings:
             _after_parallel_torch_op()
@@ -193,7 +194,12 @@ def _fastest_2d(n: int, planes: int, dtype: torch.dtype, threads: int, inverse: 
     if not inverse:
         return _faster(label, lambda b: rfft2(x, b, out=spectrum))
     scratch_spectrum = torch.empty_like(spectrum)  # the inverse may overwrite its input: refilled each run
-    return _faster(label, lambda b: irfft2_into(scratch_spectrum.copy_(spectrum), x, b))
+    # Not torch's: its CPU inverse over two axes makes full-size temporaries (a c2c result, a transposed copy, an
+    # output copied into ``out``) that a quiet probe barely sees and a training step pays in cache misses and page
+    # faults: in the s2cnn network on 2 threads torch's inverse beat ducc0's in the probe in 2 of 5 processes,
+    # yet every one of six alternating A/Bs of whole steps had it 5–25 % slower.
+    numpy_backends = tuple(b for b in cpu_backends() if b != "torch")
+    return _faster(label, lambda b: irfft2_into(scratch_spectrum.copy_(spectrum), x, b), numpy_backends)
 
 
 def rfft2(x: torch.Tensor, backend: str, out: torch.Tensor | None = None) -> torch.Tensor:
