@@ -29,9 +29,9 @@ by ``torch.get_num_threads()``. After every parallel region libgomp's threads
 spin-wait for milliseconds (its default), taking their cores from any other
 pool: ducc0 on two threads right after a torch op ran as fast as on one (the
 network's 12,800-plane 20 × 20 inverse: 10.2 ms, vs 5.4–6.1 ms after 20 ms idle
-or under ``OMP_WAIT_POLICY=passive``), and
-batch chunks on Python threads ran slower than no split (SO(3) inverse FFT
-stage of the s2cnn network, 2 cores: 41 ms split, 18.5 ms not). A torch op on
+or under ``OMP_WAIT_POLICY=passive``), and batch chunks on Python threads ran
+slower than no split (SO(3) inverse FFT stage of the s2cnn network, 2 cores:
+41 ms split, 18.5 ms not). A torch op on
 a thread of our own is worse still: it starts a second OpenMP team, libgomp then
 counts more threads than cores and sleeps between regions for the rest of the
 process, so every small parallel torch op pays a wake-up, the user's included
@@ -182,9 +182,7 @@ def _fastest(n: int, L: int, rings: int, batch: int, dtype: torch.dtype, threads
     if not inverse:
         workspace = Workspace()
         return _faster(label, lambda b: _rfft(x, L, b, workspace))
-    spectrum = _rfft(x, L, "torch")
-    scratch_spectrum = torch.empty_like(spectrum)  # the inverse may overwrite its input: refilled each run
-    return _faster(label, lambda b: _irfft(scratch_spectrum.copy_(spectrum), n, b, overwrite_input=True))
+    return _faster(label, _refilled(_rfft(x, L, "torch"), lambda spectrum, b: _irfft(spectrum, n, b, True)))
 
 
 @lru_cache(maxsize=None)
@@ -195,13 +193,19 @@ def _fastest_2d(n: int, planes: int, dtype: torch.dtype, threads: int, inverse: 
     spectrum = torch.fft.rfft2(x)
     if not inverse:
         return _faster(label, lambda b: rfft2(x, b, out=spectrum))
-    scratch_spectrum = torch.empty_like(spectrum)  # the inverse may overwrite its input: refilled each run
     # Not torch's: its CPU inverse over two axes makes full-size temporaries (a c2c result, a transposed copy, an
     # output copied into ``out``) that a quiet probe barely sees and a training step pays in cache misses and page
     # faults: in the s2cnn network on 2 threads torch's inverse beat ducc0's in the probe in 2 of 5 processes,
     # yet every one of six alternating A/Bs of whole steps had it 5–25 % slower.
     numpy_backends = tuple(b for b in cpu_backends() if b != "torch")
-    return _faster(label, lambda b: irfft2_into(scratch_spectrum.copy_(spectrum), x, b), numpy_backends)
+    return _faster(label, _refilled(spectrum, lambda spec, b: irfft2_into(spec, x, b)), numpy_backends)
+
+
+def _refilled(spectrum: torch.Tensor, inverse: Callable[[torch.Tensor, str], object]) -> Callable[[str], object]:
+    """A probe run of ``inverse(spectrum, backend)`` on a copy of ``spectrum`` refilled before each run: the
+    inverse transforms may overwrite their input."""
+    work = torch.empty_like(spectrum)
+    return lambda backend: inverse(work.copy_(spectrum), backend)
 
 
 def rfft2(x: torch.Tensor, backend: str, out: torch.Tensor | None = None) -> torch.Tensor:

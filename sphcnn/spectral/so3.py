@@ -316,15 +316,15 @@ class SO3FFT(_SO3Transform):
         return out.T.reshape(*batch, -1)
 
 
-def _grid_to_pairs(f: torch.Tensor, L: int, workspace: Workspace | None = None,
-                   spectrum_workspace: Workspace | None = None, scale: torch.Tensor | None = None) -> torch.Tensor:
+def _grid_to_pairs(f: torch.Tensor, L: int, workspace: Workspace | None = None, scratch_output: bool = False,
+                   scale: torch.Tensor | None = None) -> torch.Tensor:
     """Samples ``[B, β, n, n]`` → unnormalized 2-D spectrum, pair-major ``[2L−1 (m = −L+1 … L−1), L (n), β, B, 2]``,
-    times ``scale[n]`` if given (the result in ``workspace``, the full 2-D spectrum, consumed here, in
-    ``spectrum_workspace``)."""
+    times ``scale[n]`` if given (the full 2-D spectrum, consumed here, in ``workspace``; with ``scratch_output``
+    the result too, overwritten by the next call)."""
     B, n_beta, n_alpha, _ = f.shape
-    out = scratch(workspace, "pairs", (2 * L - 1, L, n_beta, B, 2), f)
+    out = scratch(workspace if scratch_output else None, "pairs", (2 * L - 1, L, n_beta, B, 2), f)
     bins = torch.view_as_complex(out)  # copying whole complex numbers: ~20 % faster than (…, 2) pairs
-    spec = scratch(spectrum_workspace, "spectrum", (B, n_beta, n_alpha, n_alpha // 2 + 1), bins)
+    spec = scratch(workspace, "spectrum", (B, n_beta, n_alpha, n_alpha // 2 + 1), bins)
     rfft2(f, fft2_backend(f, n_alpha), out=spec)
     scale = None if scale is None else scale.view(-1, 1, 1)  # over n in [m, n, β, B]
     for rows, m_rows in ((bins[: L - 1], slice(n_alpha - L + 1, None)), (bins[L - 1:], slice(None, L))):
@@ -368,9 +368,9 @@ class _GridToPairs(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, f: torch.Tensor, L: int, workspace: Workspace | None = None,  # noqa: ANN001
-                reuse_output: bool = False, scale: torch.Tensor | None = None) -> torch.Tensor:
+                scratch_output: bool = False, scale: torch.Tensor | None = None) -> torch.Tensor:
         ctx.n_gamma, ctx.workspace, ctx.scale = f.shape[-1], workspace, scale
-        return _grid_to_pairs(f, L, workspace if reuse_output else None, workspace, scale)
+        return _grid_to_pairs(f, L, workspace, scratch_output, scale)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
