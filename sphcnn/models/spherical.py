@@ -29,7 +29,7 @@ def invariant_head(features: int, num_classes: int, feature_norm: bool) -> nn.Mo
     The features are integrals over SO(3) of ReLU outputs; their spread across inputs is a
     small fraction of their mean (≈ 0.2 ± 0.04 at initialization on normalized digits), so a
     bare linear head learns slowly. With BatchNorm1d on them the default run (5 epochs, 3,600
-    digits, NR/R) reached 84.6 ± 2.0 % test accuracy over 4 seeds against 42.0 ± 3.6 % without
+    digits, NR/R) reached 84.0 ± 1.2 % test accuracy over 4 seeds against 42.4 ± 4.8 % without
     (docs/experiments.md). The same small spread makes eval-mode statistics fragile: train with
     :class:`sphcnn.training.BatchNormRecalibration` (the default callbacks do). Normalizing
     invariant features keeps the model exactly invariant.
