@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from sphcnn.spectral import _fft
+from sphcnn.spectral import _fft, _workspace
 from sphcnn.spectral._fft import cpu_backends, ring_irfft, ring_rfft
 
 BACKENDS = cpu_backends()
@@ -98,6 +98,17 @@ def test_2d_backends_agree(n, binding, gen, monkeypatch):
         out = torch.empty_like(x)
         _fft.irfft2_into(spectra["torch"].clone(), out, backend)  # the spectrum is scratch
         assert torch.allclose(out, x * n * n, atol=1e-10)  # unnormalized inverse ("forward" norm)
+
+
+def test_2d_forward_spectrum_lives_in_the_workspace_except_torchs(gen, monkeypatch):
+    monkeypatch.setattr(_workspace, "MIN_BYTES", 0)  # keep even this small spectrum
+    x = torch.randn(3, 2, 8, 8, generator=gen, dtype=torch.float64)
+    workspace = _workspace.Workspace()
+    for backend in BACKENDS:
+        first, second = _fft.rfft2(x, backend, workspace), _fft.rfft2(2 * x, backend, workspace)
+        assert torch.allclose(second, 2 * torch.fft.rfft2(x), atol=1e-12)
+        # torch's out= would copy its fresh result, so torch's spectra are its own
+        assert (first.data_ptr() == second.data_ptr()) == (backend != "torch")
 
 
 _START_NO_THREAD = r"""

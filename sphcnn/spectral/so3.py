@@ -324,8 +324,7 @@ def _grid_to_pairs(f: torch.Tensor, L: int, workspace: Workspace | None = None, 
     B, n_beta, n_alpha, _ = f.shape
     out = scratch(workspace if scratch_output else None, "pairs", (2 * L - 1, L, n_beta, B, 2), f)
     bins = torch.view_as_complex(out)  # copying whole complex numbers: ~20 % faster than (…, 2) pairs
-    spec = scratch(workspace, "spectrum", (B, n_beta, n_alpha, n_alpha // 2 + 1), bins)
-    rfft2(f, fft2_backend(f, n_alpha), out=spec)
+    spec = rfft2(f, fft2_backend(f, n_alpha), workspace)
     scale = None if scale is None else scale.view(-1, 1, 1)  # over n in [m, n, β, B]
     for rows, m_rows in ((bins[: L - 1], slice(n_alpha - L + 1, None)), (bins[L - 1:], slice(None, L))):
         _copy_scaled(spec[:, :, m_rows, :L].permute(2, 3, 1, 0), rows, scale)
