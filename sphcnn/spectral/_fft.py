@@ -43,6 +43,7 @@ transforms meet it.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from functools import lru_cache
@@ -194,12 +195,13 @@ def _fastest_2d(n: int, planes: int, dtype: torch.dtype, threads: int, inverse: 
         workspace = Workspace()
         return _faster(label, lambda b: rfft2(x, b, workspace))
     spectrum = torch.fft.rfft2(x)
-    # Not torch's: its CPU inverse over two axes makes full-size temporaries (a c2c result, a transposed copy, an
-    # output copied into ``out``) that a quiet probe barely sees and a training step pays in cache misses and page
-    # faults: in the s2cnn network on 2 threads torch's inverse beat ducc0's in the probe in 2 of 5 processes,
-    # yet every one of six alternating A/Bs of whole steps had it 5–25 % slower.
+    # Not torch's: its CPU inverse over two axes makes full-size temporaries (a c2c result and a copy of it) that a
+    # quiet probe barely sees and a training step pays in cache misses and page faults. In the s2cnn network on
+    # 2 threads it beat ducc0's in the probe in 2 of 5 processes, yet in six alternating A/Bs of whole steps it was
+    # 5–25 % slower (then also copying its result into ``out``); without that copy, six more A/Bs: medians 135 vs
+    # 132 ms on average, with 15,000–38,000 page faults per step against ducc0's 9,000–16,000.
     numpy_backends = tuple(b for b in cpu_backends() if b != "torch")
-    return _faster(label, _refilled(spectrum, lambda spec, b: irfft2_into(spec, x, b)), numpy_backends)
+    return _faster(label, _refilled(spectrum, lambda spec, b: irfft2(spec, n, b)), numpy_backends)
 
 
 def _refilled(spectrum: torch.Tensor, inverse: Callable[[torch.Tensor, str], object]) -> Callable[[str], object]:
@@ -224,23 +226,23 @@ def rfft2(x: torch.Tensor, backend: str, workspace: Workspace | None = None) -> 
     return out
 
 
-def irfft2_into(spec: torch.Tensor, out: torch.Tensor, backend: str) -> None:
-    """Unnormalized inverse of :func:`rfft2` (norm "forward") written into ``out [..., n, n]``; ``spec`` is
-    scratch (the numpy backends may overwrite it)."""
-    n = out.shape[-1]
-    if backend != "torch":
-        _numpy_c2r_into(spec.detach().numpy(), (spec.dim() - 2, spec.dim() - 1), out.detach().numpy(), backend,
-                        torch.get_num_threads())
-    else:
-        torch.fft.irfft2(spec, s=(n, n), norm="forward", out=out)
+def irfft2(spec: torch.Tensor, n: int, backend: str) -> torch.Tensor:
+    """Unnormalized inverse of :func:`rfft2` (norm "forward"): fresh real ``[..., n, n]`` planes from the half
+    spectra ``spec [..., n, n//2 + 1]``, which are scratch (the numpy backends may overwrite them)."""
+    if backend == "torch":
+        return torch.fft.irfft2(spec, s=(n, n), norm="forward")
+    out = spec.new_empty(*spec.shape[:-1], n, dtype=_real_dtype(spec.dtype))
+    _numpy_c2r_into(spec.detach().numpy(), (spec.dim() - 2, spec.dim() - 1), out.numpy(), backend,
+                    torch.get_num_threads())
+    return out
 
 
 def fft2_backend(x: torch.Tensor, n: int, inverse: bool = False) -> str:
-    """The faster backend of :func:`rfft2` (or, ``inverse``, :func:`irfft2_into`) for the n × n planes of the
-    real ``x`` (torch off the CPU)."""
+    """The faster backend of :func:`rfft2` (or, ``inverse``, :func:`irfft2`) for n × n planes: those of the
+    real ``x [..., n, n]``, or of the half spectra ``x [..., n, n//2 + 1]`` (torch off the CPU)."""
     if x.device.type != "cpu":
         return "torch"
-    planes = x.numel() // (n * n)
+    planes = math.prod(x.shape[:-2])
     return _fastest_2d(n, probe_count(planes, n * n), _real_dtype(x.dtype), torch.get_num_threads(), inverse)
 
 

@@ -31,7 +31,7 @@ import torch
 
 from . import _so3_single as single
 from ._cache import cached_module
-from ._fft import fft2_backend, half_spectrum_weight, irfft2_into, rfft2
+from ._fft import fft2_backend, half_spectrum_weight, irfft2, rfft2
 from ._options import check_transform_args
 from ._so3_basis import coefficient_indices, complex_basis_terms, real_basis_weights
 from ._tables import TableModule
@@ -337,15 +337,13 @@ def _pairs_to_grid(pairs: torch.Tensor, n: int, workspace: Workspace | None = No
     f = Re Σ_{m, n ≥ 0} c_n S_mn e^{i(mα + nγ)} (c_0 = 1, c_n = 2: an unnormalized inverse real FFT; bins of
     orders ≥ L are zero)."""
     L, n_beta, B = pairs.shape[1], pairs.shape[2], pairs.shape[3]
-    f = pairs.new_empty(B, n_beta, n, n)
     bins = torch.view_as_complex(pairs.contiguous())
     spec = scratch(workspace, "spectrum", (B, n_beta, n, n // 2 + 1), bins)
     spec[:, :, L:n - L + 1].zero_()  # orders |m| ≥ L
     spec[..., L:].zero_()  # orders n ≥ L
     for rows, m_rows in ((bins[: L - 1], slice(n - L + 1, None)), (bins[L - 1:], slice(None, L))):
         _copy_scaled(rows.permute(3, 2, 0, 1), spec[:, :, m_rows, :L], scale)  # scale over n, the last dim
-    irfft2_into(spec, f, fft2_backend(f, n, inverse=True))
-    return f
+    return irfft2(spec, n, fft2_backend(spec, n, inverse=True))
 
 
 def _copy_scaled(src: torch.Tensor, dst: torch.Tensor, scale: torch.Tensor | None) -> None:
@@ -417,21 +415,28 @@ class InverseSO3FFT(_SO3Transform):
             f = _PairsToGrid.apply(pairs.view(2 * L - 1, L, n_beta, 1, 2), n_ag, self.workspace)
             return f.reshape(*batch, *self.grid.shape)
         ws = self._intermediate_workspace(F)
+        rows = self._conjugate_rows(Ft, ws)
+        # f = Σ H e^{−imα−inγ} = Re Σ H̄ e^{+i…}: an inverse real FFT of H̄ summed over β (n ≥ 0 half)
+        pairs = _BlockContraction.apply(rows.view(-1, 2 * B), self._tables(), False, ws)  # [(pair, β), 2B]
+        del rows  # freed before the grid is allocated: a lower peak of fresh memory per call
+        f = _PairsToGrid.apply(pairs.view(2 * L - 1, L, n_beta, B, 2), n_ag, self.workspace)
+        return f.reshape(*batch, *self.grid.shape)
+
+    def _conjugate_rows(self, Ft: torch.Tensor, ws: Workspace | None) -> torch.Tensor:
+        """conj H = Σ_t coef_t F[src_t]: coefficients ``[coeffs, B]`` → rows ``[(pair, ℓ), B, 2]`` of the
+        complex basis (its gathers and partial sums are freed on return)."""
+        B = Ft.shape[1]
         Fc = Ft.contiguous() if ws is None else ws.empty("coefficients", tuple(Ft.shape), Ft).copy_(Ft)
         n_src = self.basis_src.numel()
         gathered = torch.index_select(Fc, 0, self.basis_src, **_out(ws, "gathered", (n_src, B), Ft))
         gathered = gathered.view(4, -1, B).unbind(0)  # 4 × [rows, B]
         parts = []
-        for name, coef in (("real", self.basis_a), ("imag", self.basis_b)):  # conj H = Σ_t coef_t F[src_t]
+        for name, coef in (("real", self.basis_a), ("imag", self.basis_b)):
             acc = torch.mul(gathered[0], coef[0], **_out(ws, name, (n_src // 4, B), Ft))
             for t in range(1, 4):
                 acc = acc.addcmul_(gathered[t], coef[t])
             parts.append(acc)
-        rows = torch.stack(parts, dim=-1, **_out(ws, "rows", (n_src // 4, B, 2), Ft))
-        # f = Σ H e^{−imα−inγ} = Re Σ H̄ e^{+i…}: an inverse real FFT of H̄ summed over β (n ≥ 0 half)
-        pairs = _BlockContraction.apply(rows.view(-1, 2 * B), self._tables(), False, ws)  # [(pair, β), 2B]
-        f = _PairsToGrid.apply(pairs.view(2 * L - 1, L, n_beta, B, 2), n_ag, self.workspace)
-        return f.reshape(*batch, *self.grid.shape)
+        return torch.stack(parts, dim=-1, **_out(ws, "rows", (n_src // 4, B, 2), Ft))
 
 
 def so3_fft(f: torch.Tensor, grid: SO3Grid, L: int | None = None) -> torch.Tensor:
