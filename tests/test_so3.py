@@ -230,6 +230,22 @@ def test_every_fft_backend(backend, gen, monkeypatch):
     assert torch.autograd.gradcheck(inv, (F[0].clone().requires_grad_(True),))
 
 
+def test_torch_forward_fft_in_batch_chunks(gen, monkeypatch):
+    """torch's CPU forward runs in batch chunks (here of one signal): results and adjoints as unchunked."""
+    import importlib
+
+    so3_module = importlib.import_module("sphcnn.spectral.so3")
+    monkeypatch.setattr(so3_module, "fft2_backend", lambda x, n, inverse=False: "torch")
+    monkeypatch.setattr(so3_module, "_TORCH_SPECTRUM_CHUNK_BYTES", 1)
+    grid = SO3Grid(4, "gl")
+    F = random_so3_coefficients(4, 3, generator=gen)
+    f = evaluate_so3(F, grid.matrices())
+    assert relative_error(so3_fft(f, grid), F) < 1e-12
+    fwd, inv = SO3FFT(grid, dtype=torch.float64), InverseSO3FFT(grid, dtype=torch.float64)
+    assert torch.autograd.gradcheck(fwd, (f.clone().requires_grad_(True),))
+    assert torch.autograd.gradcheck(inv, (F.clone().requires_grad_(True),))  # its backward is the chunked map
+
+
 def test_workspace_reuse_never_leaks_into_results_or_gradients(gen, monkeypatch):
     """Scratch buffers are reused between calls (here for every size) only while autograd is not recording."""
     import copy
