@@ -119,6 +119,45 @@ def test_pointwise_activations_match_grid_evaluation(gen):
     assert relative_error(relu(F)[0, :, 0], (grid.weights * values.clamp_min(0)).sum((-1, -2, -3))) < 1e-12
 
 
+@pytest.mark.parametrize("kind", ["soft", "gl"])
+@pytest.mark.parametrize("L_in, L_out", [(4, 3), (3, 4)])
+def test_relu_activation_runs_in_batch_chunks_as_on_whole_grids(kind, L_in, L_out, gen, monkeypatch):
+    """With nn.ReLU, SO3Activation maps between the FFTs' spectra in batch chunks (here one signal each):
+    values and gradients as σ on samples evaluated independently (evaluate_so3), second derivatives by gradgradcheck."""
+    from sphcnn.spectral import _grid_relu, so3_fft
+
+    monkeypatch.setattr(_grid_relu, "CHUNK_BYTES", 1)
+    calls = []
+    chunked = _grid_relu._GridReLU.apply
+    monkeypatch.setattr(_grid_relu._GridReLU, "apply", lambda *args: calls.append(args) or chunked(*args))
+    act = SO3Activation(L_in, L_out, grid_kind=kind, dtype=torch.float64)
+    F = torch.randn(2, 3, num_so3_coeffs(L_in), generator=gen, dtype=torch.float64, requires_grad=True)
+    out = act(F)
+    assert calls, "the chunked path did not run"
+    reference = so3_fft(evaluate_so3(F, act.grid.matrices()).clamp_min(0), act.grid, L=L_out)
+    assert relative_error(out, reference) < 1e-12
+    weight = torch.randn(out.shape, generator=gen, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((out * weight).sum(), F)
+    (expected,) = torch.autograd.grad((reference * weight).sum(), F)
+    assert relative_error(grad, expected) < 1e-12
+    assert torch.autograd.gradcheck(act, (F[:1, :2],)) and torch.autograd.gradgradcheck(act, (F[:1, :2],))
+
+
+def test_relu_between_rejects_mismatched_transforms():
+    from sphcnn.spectral import InverseSO3FFT, SO3FFT
+    from sphcnn.spectral._grid_relu import relu_between
+    from sphcnn.spectral._workspace import Workspace
+
+    inverse, forward = InverseSO3FFT(SO3Grid(4, "gl")), SO3FFT(SO3Grid(4, "soft"))
+    with pytest.raises(ValueError, match="one SO3Grid"):
+        relu_between(torch.zeros(2, num_so3_coeffs(4)), inverse, forward, Workspace())
+    forward = SO3FFT(SO3Grid(4, "gl"), L=1)
+    with pytest.raises(ValueError, match=r"from_grid.L >= 2"):
+        relu_between(torch.zeros(2, num_so3_coeffs(4)), inverse, forward, Workspace())
+    with pytest.raises(ValueError, match=r"B >= 2"):
+        relu_between(torch.zeros(1, num_so3_coeffs(4)), inverse, SO3FFT(SO3Grid(4, "gl")), Workspace())
+
+
 def test_batch_norm_statistics_and_state_dict(gen):
     """Normalized signals have zero mean and unit variance over batch and domain (checked on the grid)."""
     L = 4

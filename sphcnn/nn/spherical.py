@@ -21,8 +21,10 @@ import torch
 from torch import nn
 
 from ..spectral import S2Grid, SO3Grid
+from ..spectral._grid_relu import relu_between
 from ..spectral._options import check_option
 from ..spectral._tables import TableModule
+from ..spectral._workspace import Workspace
 from ..spectral.rotation import euler_to_matrix, matrix_to_euler
 from ..spectral.sht import SHT, InverseSHT
 from ..spectral.so3 import SO3FFT, InverseSO3FFT, num_so3_coeffs
@@ -299,12 +301,22 @@ class SO3Activation(nn.Module):
         self.to_grid = InverseSO3FFT(self.grid, L=L_in, dtype=dtype)
         self.from_grid = SO3FFT(self.grid, L=L_out, dtype=dtype)
         self.activation = activation if activation is not None else nn.ReLU()
+        self.workspace = Workspace()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != num_so3_coeffs(self.L_in):
             raise ValueError(f"SO3Activation expects [batch, channels, {num_so3_coeffs(self.L_in)}] "
                              f"(L_in={self.L_in}), got {tuple(x.shape)}")
+        if type(self.activation) is nn.ReLU and self._blocked(x.shape[0] * x.shape[1]):
+            # the same map in batch chunks, never holding a whole batch of grids (see sphcnn.spectral._grid_relu)
+            y = relu_between(x.reshape(-1, x.shape[-1]), self.to_grid, self.from_grid, self.workspace)
+            return y.reshape(*x.shape[:2], -1)
         return self.from_grid(self.activation(self.to_grid(x)))
+
+    def _blocked(self, signals: int) -> bool:
+        """Whether both transforms take their blocked path for this many signals (not one signal's own path, nor
+        the integral of ``L_out = 1``)."""
+        return self.L_out > 1 and (signals > 1 or not (self.to_grid.single_signal or self.from_grid.single_signal))
 
     def extra_repr(self) -> str:
         return f"L_in={self.L_in}, L_out={self.L_out}, grid=SO3Grid(L={self.grid.L}, kind={self.grid.kind!r})"

@@ -302,6 +302,15 @@ class SO3FFT(_SO3Transform):
         if B == 1 and self.single_signal:
             rows = self._single_contraction(pairs)  # [(pair, ℓ), 2]
             return self._change_of_basis(rows.view(-1)).reshape(*batch, -1)
+        return self.from_pairs(pairs).T.reshape(*batch, -1)
+
+    def from_pairs(self, pairs: torch.Tensor) -> torch.Tensor:
+        """The forward's second half for B signals: their unnormalized 2-D spectra in the pair-major layout
+        ``[2L−1 (m = −L+1 … L−1), L (n ≥ 0), β, B, 2]`` → coefficients ``[L(4L²−1)/3, B]`` (coefficient-major).
+        With :meth:`InverseSO3FFT.to_pairs` it lets a pointwise map run between the FFTs in batch chunks
+        (:func:`sphcnn.spectral._grid_relu.relu_between`)."""
+        B = pairs.shape[3]
+        ws = self._intermediate_workspace(pairs)
         rows = _BlockContraction.apply(pairs.view(-1, 2 * B), self._tables(), False, ws).view(-1, 2 * B)
         # two rows per coefficient, gathered whole (index_select of contiguous rows is fast)
         n_src = self.basis_src.numel()
@@ -313,7 +322,7 @@ class SO3FFT(_SO3Transform):
         out = terms[0] * w[:, 0, :, 0]  # [N, B]
         for t, (row, part) in zip(terms[1:], ((0, 1), (1, 0), (1, 1))):
             out = out.addcmul_(t, w[:, row, :, part])
-        return out.T.reshape(*batch, -1)
+        return out
 
 
 # torch's CPU FFT allocates its result: in batch chunks of at most this many bytes it stays small enough
@@ -323,12 +332,13 @@ _TORCH_SPECTRUM_CHUNK_BYTES = 1 << 22
 
 
 def _grid_to_pairs(f: torch.Tensor, L: int, workspace: Workspace | None = None, scratch_output: bool = False,
-                   scale: torch.Tensor | None = None) -> torch.Tensor:
+                   scale: torch.Tensor | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """Samples ``[B, β, n, n]`` → unnormalized 2-D spectrum, pair-major ``[2L−1 (m = −L+1 … L−1), L (n), β, B, 2]``,
     times ``scale[n]`` if given (the full 2-D spectrum, consumed here, in ``workspace``; with ``scratch_output``
-    the result too, overwritten by the next call)."""
+    the result too, overwritten by the next call; or into ``out``, a view of that shape with unit last stride)."""
     B, n_beta, n_alpha, _ = f.shape
-    out = scratch(workspace if scratch_output else None, "pairs", (2 * L - 1, L, n_beta, B, 2), f)
+    if out is None:
+        out = scratch(workspace if scratch_output else None, "pairs", (2 * L - 1, L, n_beta, B, 2), f)
     bins = torch.view_as_complex(out)  # copying whole complex numbers: ~20 % faster than (…, 2) pairs
     backend = fft2_backend(f, n_alpha)
     scale = None if scale is None else scale.view(-1, 1, 1)  # over n in [m, n, β, B]
@@ -348,13 +358,18 @@ def _pairs_to_grid(pairs: torch.Tensor, n: int, workspace: Workspace | None = No
     f = Re Σ_{m, n ≥ 0} c_n S_mn e^{i(mα + nγ)} (c_0 = 1, c_n = 2: an unnormalized inverse real FFT; bins of
     orders ≥ L are zero)."""
     L, n_beta, B = pairs.shape[1], pairs.shape[2], pairs.shape[3]
-    bins = torch.view_as_complex(pairs.contiguous())
+    bins = torch.view_as_complex(pairs if _complex_viewable(pairs) else pairs.contiguous())
     spec = scratch(workspace, "spectrum", (B, n_beta, n, n // 2 + 1), bins)
     spec[:, :, L:n - L + 1].zero_()  # orders |m| ≥ L
     spec[..., L:].zero_()  # orders n ≥ L
     for rows, m_rows in ((bins[: L - 1], slice(n - L + 1, None)), (bins[L - 1:], slice(None, L))):
         _copy_scaled(rows.permute(3, 2, 0, 1), spec[:, :, m_rows, :L], scale)  # scale over n, the last dim
     return irfft2(spec, n, fft2_backend(spec, n, inverse=True))
+
+
+def _complex_viewable(t: torch.Tensor) -> bool:
+    """Whether ``torch.view_as_complex`` takes ``t`` as it is (a batch slice of the pair layout does)."""
+    return t.stride(-1) == 1 and t.storage_offset() % 2 == 0 and all(st % 2 == 0 for st in t.stride()[:-1])
 
 
 def _copy_scaled(src: torch.Tensor, dst: torch.Tensor, scale: torch.Tensor | None) -> None:
@@ -425,13 +440,18 @@ class InverseSO3FFT(_SO3Transform):
             pairs = self._single_contraction(rows)  # [(pair, β), 2]
             f = _PairsToGrid.apply(pairs.view(2 * L - 1, L, n_beta, 1, 2), n_ag, self.workspace)
             return f.reshape(*batch, *self.grid.shape)
-        ws = self._intermediate_workspace(F)
+        f = _PairsToGrid.apply(self.to_pairs(Ft), n_ag, self.workspace)
+        return f.reshape(*batch, *self.grid.shape)
+
+    def to_pairs(self, Ft: torch.Tensor) -> torch.Tensor:
+        """The inverse's first half for B signals: coefficients ``[L(4L²−1)/3, B]`` → the conjugate 2-D spectra
+        in the pair-major layout of :meth:`SO3FFT.from_pairs`, which :func:`_pairs_to_grid` turns into samples."""
+        ws = self._intermediate_workspace(Ft)
+        B, n_beta = Ft.shape[1], self.grid.shape[0]
         rows = self._conjugate_rows(Ft, ws)
         # f = Σ H e^{−imα−inγ} = Re Σ H̄ e^{+i…}: an inverse real FFT of H̄ summed over β (n ≥ 0 half)
         pairs = _BlockContraction.apply(rows.view(-1, 2 * B), self._tables(), False, ws)  # [(pair, β), 2B]
-        del rows  # freed before the grid is allocated: a lower peak of fresh memory per call
-        f = _PairsToGrid.apply(pairs.view(2 * L - 1, L, n_beta, B, 2), n_ag, self.workspace)
-        return f.reshape(*batch, *self.grid.shape)
+        return pairs.view(2 * self.L - 1, self.L, n_beta, B, 2)
 
     def _conjugate_rows(self, Ft: torch.Tensor, ws: Workspace | None) -> torch.Tensor:
         """conj H = Σ_t coef_t F[src_t]: coefficients ``[coeffs, B]`` → rows ``[(pair, ℓ), B, 2]`` of the
