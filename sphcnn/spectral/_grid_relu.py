@@ -4,7 +4,7 @@ A grid nonlinearity computes coefficients → samples → ReLU → coefficients.
 batch, every step reads and writes full grids (the s2cnn network's first activation: 640
 signals × 20³ samples, 20 MB in float32, five times per training step) and autograd keeps
 the activated grid for the backward. Here samples exist for one chunk of signals at a time
-(~1 MB), from the pair-major spectra of :meth:`InverseSO3FFT.to_pairs` to those of
+(~2 MB), from the pair-major spectra of :meth:`InverseSO3FFT.to_pairs` to those of
 :meth:`SO3FFT.from_pairs`: the FFTs, the ReLU and the layout copies work on cache-resident
 data, and the backward keeps a boolean mask, a quarter of the grid.
 
