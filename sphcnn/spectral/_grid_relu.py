@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from ._fft import half_spectrum_weight
-from ._workspace import Workspace
+from ._workspace import Workspace, batch_ranges
 from .so3 import SO3FFT, InverseSO3FFT, _grid_to_pairs, _pairs_to_grid, num_so3_coeffs
 
 # samples per chunk: 2 MB, small enough for the FFT output, the ReLU and the copies to stay in cache (s2cnn step on
@@ -45,11 +45,8 @@ def _masked_map(pairs: torch.Tensor, n: int, L_out: int, mask: torch.Tensor | No
     activate = mask is None
     if activate:
         mask = torch.empty(B, n_beta, n, n, dtype=torch.bool, device=pairs.device)
-    chunk = B
-    if pairs.device.type == "cpu":
-        chunk = max(1, CHUNK_BYTES // (pairs.element_size() * n_beta * n * n))
-    for b0 in range(0, B, chunk):
-        b1 = min(B, b0 + chunk)
+    chunk_bytes = CHUNK_BYTES if pairs.device.type == "cpu" else None
+    for b0, b1 in batch_ranges(B, pairs.element_size() * n_beta * n * n, chunk_bytes):
         f = _pairs_to_grid(pairs[:, :, :, b0:b1], n, workspace, scale_in)
         if activate:
             torch.gt(f, 0, out=mask[b0:b1])

@@ -61,3 +61,10 @@ def scratch(workspace: Workspace | None, name: str, shape: tuple[int, ...], like
     if workspace is None:
         return like.new_empty(shape, dtype=like.dtype if dtype is None else dtype)
     return workspace.empty(name, shape, like, dtype)
+
+
+def batch_ranges(count: int, item_bytes: int, max_bytes: int | None) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges covering ``count`` items with at most ``max_bytes`` each (at least one item);
+    a single range when ``max_bytes`` is None."""
+    step = count if max_bytes is None else max(1, max_bytes // item_bytes)
+    return [(start, min(count, start + step)) for start in range(0, count, max(1, step))]

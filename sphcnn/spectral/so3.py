@@ -35,7 +35,7 @@ from ._fft import fft2_backend, half_spectrum_weight, irfft2, rfft2
 from ._options import check_transform_args
 from ._so3_basis import coefficient_indices, complex_basis_terms, real_basis_weights
 from ._tables import TableModule
-from ._workspace import Workspace, scratch
+from ._workspace import Workspace, batch_ranges, scratch
 from .grids import SO3Grid
 from .wigner import small_d_complex
 
@@ -342,13 +342,12 @@ def _grid_to_pairs(f: torch.Tensor, L: int, workspace: Workspace | None = None, 
     bins = torch.view_as_complex(out)  # copying whole complex numbers: ~20 % faster than (…, 2) pairs
     backend = fft2_backend(f, n_alpha)
     scale = None if scale is None else scale.view(-1, 1, 1)  # over n in [m, n, β, B]
-    chunk = B
-    if backend == "torch" and f.device.type == "cpu":
-        chunk = max(1, _TORCH_SPECTRUM_CHUNK_BYTES // (bins.element_size() * n_beta * n_alpha * (n_alpha // 2 + 1)))
-    for b0 in range(0, B, chunk):
-        spec = rfft2(f[b0:b0 + chunk], backend, workspace)
+    chunked = backend == "torch" and f.device.type == "cpu"
+    spectrum_bytes = bins.element_size() * n_beta * n_alpha * (n_alpha // 2 + 1)
+    for b0, b1 in batch_ranges(B, spectrum_bytes, _TORCH_SPECTRUM_CHUNK_BYTES if chunked else None):
+        spec = rfft2(f[b0:b1], backend, workspace)
         for rows, m_rows in ((bins[: L - 1], slice(n_alpha - L + 1, None)), (bins[L - 1:], slice(None, L))):
-            _copy_scaled(spec[:, :, m_rows, :L].permute(2, 3, 1, 0), rows[..., b0:b0 + chunk], scale)
+            _copy_scaled(spec[:, :, m_rows, :L].permute(2, 3, 1, 0), rows[..., b0:b1], scale)
     return out
 
 
