@@ -1,4 +1,4 @@
-"""Ring DFTs: every CPU backend against a direct DFT, adjointness, gradients, bad input."""
+"""The 2-D FFT backends of the SO(3) transforms, the backend probe, and the no-thread rule."""
 
 import math
 import subprocess
@@ -8,82 +8,14 @@ import pytest
 import torch
 
 from sphcnn.spectral import _fft, _workspace
-from sphcnn.spectral._fft import cpu_backends, ring_irfft, ring_rfft
+from sphcnn.spectral._fft import cpu_backends
 
 BACKENDS = cpu_backends()
 
 
-def direct_dft(x: torch.Tensor, L: int) -> torch.Tensor:
-    """X_m = Σ_k x_k e^{−2πikm/n} by an explicit sum: [B, R, n] → [L, R, B]."""
-    n = x.shape[-1]
-    k = torch.arange(n, dtype=torch.float64)
-    m = torch.arange(L, dtype=torch.float64)
-    E = torch.exp(-2j * math.pi * torch.outer(m, k) / n)  # [L, n]
-    return torch.einsum("mk,brk->mrb", E, x.to(torch.complex128))
-
-
-@pytest.mark.parametrize("backend", [*BACKENDS, "auto"])
-@pytest.mark.parametrize("n, L", [(15, 8), (16, 9), (16, 5), (21, 7)])
-def test_matches_direct_dft_and_inverse(backend, n, L, gen):
-    x = torch.randn(3, 4, n, generator=gen, dtype=torch.float64)
-    X = ring_rfft(x, L, backend)
-    assert X.shape == (L, 4, 3)
-    assert torch.allclose(X, direct_dft(x, L), atol=1e-12)
-    W = torch.randn(L, 4, 3, generator=gen, dtype=torch.complex128)
-    if n % 2 == 0 and L == n // 2 + 1:
-        W[-1].imag = 0  # the Nyquist term's imaginary part never reaches the samples
-    W[0].imag = 0
-    f = ring_irfft(W, n, backend)
-    k = torch.arange(n, dtype=torch.float64)
-    E = torch.exp(2j * math.pi * torch.outer(torch.arange(L, dtype=torch.float64), k) / n)
-    assert torch.allclose(f, torch.einsum("mrb,mk->brk", W, E).real, atol=1e-12)
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_adjoint_pair_and_gradients(backend, gen):
-    n, L = 13, 5
-    x = torch.randn(2, 3, n, generator=gen, dtype=torch.float64)
-    W = torch.randn(L, 3, 2, generator=gen, dtype=torch.complex128)
-    lhs = (torch.view_as_real(ring_rfft(x, L, backend)) * torch.view_as_real(W)).sum()
-    rhs = (x * ring_irfft(W, n, backend)).sum()
-    assert torch.allclose(lhs, rhs, atol=1e-12)  # real inner products: each is the other's adjoint
-    x.requires_grad_(True)
-    W.requires_grad_(True)
-    assert torch.autograd.gradcheck(lambda t: ring_rfft(t, L, backend), (x,))
-    assert torch.autograd.gradcheck(lambda t: ring_irfft(t, n, backend), (W,))
-    assert torch.autograd.gradgradcheck(lambda t: ring_rfft(t, L, backend), (x,))
-
-
-def test_backends_agree_in_float32_and_fallback(gen, monkeypatch):
-    x = torch.randn(4, 6, 31, generator=gen)
-    a = ring_rfft(x, 16, "torch")
-    f_pocketfft = ring_irfft(a, 31, "scipy")
-    for backend in BACKENDS:
-        b = ring_rfft(x, 16, backend)
-        assert b.dtype == torch.complex64
-        assert torch.allclose(a, b, atol=1e-4)
-        assert torch.allclose(ring_irfft(a, 31, backend), f_pocketfft, atol=1e-4)
-    monkeypatch.setattr(_fft, "_c2r", None)  # scipy without the pocketfft binding
-    assert torch.allclose(ring_irfft(a, 31, "scipy"), f_pocketfft, atol=1e-5)
-    assert torch.allclose(ring_irfft(a, 31, "torch"), f_pocketfft, atol=1e-4)
-
-
-def test_bad_input():
-    with pytest.raises(ValueError, match="fft_backend must be one of"):
-        ring_rfft(torch.zeros(1, 1, 8), 3, "mkl")
-    with pytest.raises(ValueError, match="L <= n//2 \\+ 1 = 5"):
-        ring_rfft(torch.zeros(1, 1, 8), 6)
-    with pytest.raises(ValueError, match="rings \\[B, R, n\\]"):
-        ring_rfft(torch.zeros(8), 3)
-    with pytest.raises(ValueError, match="W \\[L, R, B\\]"):
-        ring_irfft(torch.zeros(6, 1, 1, dtype=torch.complex64), 8)
-
-
-def test_missing_ducc0_is_a_clear_error(monkeypatch):
+def test_missing_ducc0_leaves_torch_and_scipy(monkeypatch):
     monkeypatch.setattr(_fft, "_ducc", None)
     assert _fft.cpu_backends() == ("torch", "scipy")
-    with pytest.raises(ValueError, match="needs the ducc0 package"):
-        ring_rfft(torch.zeros(1, 1, 8), 3, "ducc0")
 
 
 @pytest.mark.parametrize("n", [7, 8])
@@ -112,7 +44,7 @@ def test_2d_forward_spectrum_lives_in_the_workspace_except_torchs(gen, monkeypat
 
 _START_NO_THREAD = r"""
 import os, numpy as np, scipy.fft, torch
-from sphcnn.spectral import S2Grid, SHT, InverseSHT, SO3Grid, SO3FFT, InverseSO3FFT, _fft
+from sphcnn.spectral import S2Grid, SHT, InverseSHT, SO3Grid, SO3FFT, InverseSO3FFT, _fft, _ring_fft
 from sphcnn.spectral import so3
 
 torch.set_num_threads(2)
@@ -136,7 +68,7 @@ def transforms():
 
 transforms()  # "auto": the probes time every backend
 for backend in _fft.cpu_backends():
-    _fft._fastest = lambda *probe, backend=backend: backend
+    _ring_fft._fastest_rings = lambda *probe, backend=backend: backend
     so3.fft2_backend = lambda x, n, inverse=False, backend=backend: backend
     transforms()
 print(threads() - before)
@@ -167,16 +99,6 @@ def test_each_direction_is_probed_on_its_own(monkeypatch):
     x = torch.randn(3, 5, 8, 8)
     assert _fft.fft2_backend(x, 8) == "torch" and _fft.fft2_backend(x, 8, inverse=True) == "scipy"
     assert asked == [False, True]
-    rings = []
-    monkeypatch.setattr(_fft, "_fastest", lambda n, L, r, batch, dtype, threads, inverse: rings.append(
-        (n, L, r, batch, inverse)) or "scipy")
-    W = ring_rfft(torch.randn(3, 4, 9), 5)
-    ring_irfft(W, 9)
-    assert rings == [(9, 5, 4, 4, False), (9, 5, 4, 4, True)]  # batch 3 → probe batch 4
-    rings.clear()
-    x = torch.randn(3, 4, 9, requires_grad=True)
-    torch.view_as_real(ring_rfft(x, 5)).sum().backward()  # the backward is the inverse, probed as such
-    assert rings == [(9, 5, 4, 4, False), (9, 5, 4, 4, True)] and x.grad.shape == x.shape
 
 
 def test_the_2d_inverse_probe_leaves_out_torch():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sphcnn.spectral import SHT, InverseSHT, S2Grid, _fft, isht, real_sph_harm, real_to_complex_coeffs, sht
+from sphcnn.spectral import SHT, InverseSHT, S2Grid, _ring_fft, isht, real_sph_harm, real_to_complex_coeffs, sht
 from sphcnn.spectral.testing import evaluate_sh, random_coefficients, relative_error
 
 
@@ -140,15 +140,28 @@ def test_gradcheck():
 @pytest.mark.parametrize("grid", [S2Grid(6, "dh"), S2Grid(7, "gl"), S2Grid(6, "gl"), S2Grid(6, "healpix", nside=2)],
                          ids=["dh-pole-and-equator", "gl-equator", "gl-no-equator", "healpix"])
 def test_legendre_stage_directions_are_adjoint(grid, gen):
-    """⟨contract(X), c⟩ = ⟨X, expand(c)⟩ (real inner products): each is the other's backward."""
+    """⟨contract(H), c⟩ = ⟨H, expand(c / expand_scale)⟩ (real inner products), for coefficient-major and
+    batch-major coefficients: with the ring stage's halving, each transform's backward is the other."""
     for forward in (SHT(grid, dtype=torch.float64), InverseSHT(grid, dtype=torch.float64)):
         stage = forward.legendre
-        R, L = len(grid.ring_theta), forward.L
-        X = torch.randn(L, R, 3, dtype=torch.complex128, generator=gen)
+        L, hn = forward.L, stage.plan.n_north
+        H = torch.randn(2, 2 * L, hn, 3, dtype=torch.float64, generator=gen)
         c = torch.randn(3, L * L, dtype=torch.float64, generator=gen)
-        lhs = (stage.contract(X) * c).sum()
-        rhs = (torch.view_as_real(X) * torch.view_as_real(stage.expand(c))).sum()
-        assert abs(lhs - rhs) < 1e-12 * abs(lhs)
+        lhs = (stage.contract(H) * c).sum()
+        for coefficients in (c, c.T.contiguous().T):
+            expanded = stage.expand(coefficients / stage.expand_scale, torch.full_like(H, math.nan))
+            assert abs(lhs - (H * expanded).sum()) < 1e-12 * abs(lhs)
+
+
+@pytest.mark.parametrize("grid", [S2Grid(6, "gl"), S2Grid(5, "dh"), S2Grid(6, "healpix", nside=2)],
+                         ids=["gl", "dh", "healpix"])
+def test_each_transform_is_the_adjoint_of_the_other_with_one_table(grid, gen):
+    """⟨A x, c⟩ = ⟨x, S c⟩ for the analysis A and synthesis S of one module (its autograd pairs them)."""
+    for module in (SHT(grid, dtype=torch.float64, iters=0), InverseSHT(grid, dtype=torch.float64)):
+        x = torch.randn(3, *grid.shape, dtype=torch.float64, generator=gen)
+        c = torch.randn(3, module.L ** 2, dtype=torch.float64, generator=gen)
+        lhs = (module._analyze(x) * c).sum()
+        assert abs(lhs - (x * module._synthesize(c)).sum()) < 1e-12 * abs(lhs)
 
 
 @pytest.mark.parametrize("three_threads", [False, True])
@@ -224,7 +237,7 @@ def test_lower_output_bandlimit_projects_onto_low_degrees(kind, gen):
         SHT(grid, L=13)
 
 
-@pytest.mark.parametrize("fft_backend", _fft.cpu_backends())
+@pytest.mark.parametrize("fft_backend", _ring_fft.ring_backends())
 def test_workspace_buffers_never_leak_into_results(fft_backend, gen, monkeypatch):
     """Scratch buffers are reused between calls (here for every size); results and gradients stay intact."""
     import copy
@@ -233,7 +246,7 @@ def test_workspace_buffers_never_leak_into_results(fft_backend, gen, monkeypatch
     from sphcnn.spectral import _workspace
 
     monkeypatch.setattr(_workspace, "MIN_BYTES", 0)
-    monkeypatch.setattr(_fft, "_fastest", lambda *probe: fft_backend)
+    monkeypatch.setattr(_ring_fft, "_fastest_rings", lambda *probe: fft_backend)
     grid = S2Grid(6, "dh")
     fwd, inv = SHT(grid, dtype=torch.float64), InverseSHT(grid, dtype=torch.float64)
     c1, c2 = (random_coefficients(6, 3, generator=gen) for _ in range(2))
@@ -244,8 +257,8 @@ def test_workspace_buffers_never_leak_into_results(fft_backend, gen, monkeypatch
     a2 = fwd(x2)
     assert torch.equal(x1, x1_copy) and relative_error(a1, c1) < 1e-13 and relative_error(a2, c2) < 1e-13
     assert fwd.legendre.workspace.nbytes() > 0
-    assert fwd.longitude.workspace.nbytes() > 0  # the ring spectra
-    assert inv.legendre.workspace.nbytes() > 0  # the ring coefficients between the stages, scaled in place
+    assert fwd.longitude.workspace.nbytes() > 0  # the ring slabs between the two stages
+    assert inv.legendre.workspace.nbytes() > 0  # the coefficients and planes of the expansion
     x = torch.randn(2, *grid.shape, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: inv(fwd(t)), (x,))
     assert torch.autograd.gradcheck(lambda t: fwd(inv(t)), (c1.clone().requires_grad_(True),))

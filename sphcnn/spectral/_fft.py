@@ -1,9 +1,6 @@
-"""Real DFTs along rings (the last dimension), differentiable, with the faster CPU backend.
+"""CPU FFT backends, the ``"auto"`` probe that picks among them, and the 2-D real FFTs of the SO(3) transforms.
 
-``ring_rfft(x, L)`` gives X_m = Σ_k x_k e^{−2πikm/n} for m < L and ``ring_irfft(W, n)``
-gives f_k = Re Σ_{m<L} W_m e^{2πikm/n}. As real-linear maps each is the other's
-adjoint, so each one's backward is the other: no zero-padded complex FFT in
-the gradient, and double backward for free.
+The S² ring transforms (:mod:`sphcnn.spectral._ring_fft`) use the same backends and probe.
 
 On the CPU up to three backends are available: torch's (MKL, threaded by
 torch itself), scipy's pocketfft and, when installed, ducc0 (pocketfft's
@@ -19,9 +16,9 @@ as MKL's fixed cost per call weighs less on large batches, and with the
 direction: on two threads MKL's 2-D forward and ducc0's inverse won at the s2cnn
 network's 20 × 20 planes; MKL's 2-D inverse is never picked on the CPU, see
 :func:`_fastest_2d`) and keeps the fastest; the choice is cached in memory
-and logged. The probe times what the caller gets: for the rings, the spectrum
-in the order-major layout of the Legendre stage (torch's needs a transposing
-copy). Results agree to rounding (tested). Other devices use torch.
+and logged. The probe times what the caller gets: for the rings, the slabs
+in the layout of the Legendre stage (torch's need copies). Results agree to
+rounding (tested). Other devices use torch.
 
 Threads: the transforms start none of their own. Parallel work runs in torch's
 OpenMP pool (torch ops, MKL) and in the FFT libraries' ``nthreads``, both sized
@@ -118,35 +115,6 @@ def _numpy_c2r_into(a: np.ndarray, axes: tuple[int, ...], out: np.ndarray, backe
         out[...] = scipy.fft.irfftn(a, s=[out.shape[ax] for ax in axes], axes=axes, norm="forward", workers=threads)
 
 
-def _rfft(x: torch.Tensor, L: int, backend: str, workspace: Workspace | None = None) -> torch.Tensor:
-    """``x [B, R, n]`` → ``[L, R, B]`` (order-major, the layout of the Legendre stage); the spectrum lives in
-    ``workspace`` when given (the caller consumes it before its next call)."""
-    if backend != "torch":
-        # pocketfft and ducc0 read the transposed view directly: no separate transposing copy
-        B, R, n = x.shape
-        spectrum = scratch(workspace, "ring spectrum", (n // 2 + 1, R, B), x, x.dtype.to_complex())
-        _numpy_r2c(x.detach().numpy().transpose(2, 1, 0), (0,), backend, torch.get_num_threads(), spectrum.numpy())
-        return spectrum[:L]
-    # order-major as the Legendre stage reads it: its gathers would otherwise copy the transposed view anyway
-    spectrum = scratch(workspace, "ring spectrum", (L, x.shape[1], x.shape[0]), x, x.dtype.to_complex())
-    return spectrum.copy_(torch.fft.rfft(x)[..., :L].permute(2, 1, 0))
-
-
-def _irfft(W: torch.Tensor, n: int, backend: str, overwrite_input: bool = False) -> torch.Tensor:
-    """``W [L, R, B]`` → ``[B, R, n]``; with ``overwrite_input`` W is scratch, scaled in place."""
-    L = W.shape[0]
-    weight = half_spectrum_weight(L, n, W)[:, None, None]
-    Y = W.mul_(weight) if overwrite_input else W * weight
-    if backend != "torch":
-        Y = Y.numpy()
-        if L < n // 2 + 1:  # the bins above L are zero
-            Y = np.concatenate((Y, np.zeros((n // 2 + 1 - L, *Y.shape[1:]), dtype=Y.dtype)))
-        out = np.empty((Y.shape[2], Y.shape[1], n), dtype=Y.real.dtype)
-        _numpy_c2r_into(Y, (0,), out.transpose(2, 1, 0), backend, torch.get_num_threads())  # transposed in place
-        return torch.from_numpy(out)
-    return torch.fft.irfft(Y.permute(2, 1, 0), n=n, norm="forward")
-
-
 def _faster(label: str, run: Callable[[str], object], backends: tuple[str, ...] | None = None) -> str:
     """The CPU backend (of ``backends``, default all) for which ``run(backend)`` takes least time: best of 5,
     backends taking turns so that a burst of load on this (shared) machine hits them alike."""
@@ -172,18 +140,6 @@ def probe_count(count: int, item_elements: int) -> int:
     """How many items (rings of a map, planes) a probe transforms for a call on ``count`` of them: the next
     power of two, so that a few probes serve every batch size, but no more than ``_PROBE_ELEMENTS`` in all."""
     return max(1, min(1 << max(0, count - 1).bit_length(), _PROBE_ELEMENTS // item_elements))
-
-
-@lru_cache(maxsize=None)
-def _fastest(n: int, L: int, rings: int, batch: int, dtype: torch.dtype, threads: int, inverse: bool) -> str:
-    """The backend of one direction of the ring FFT for ``batch`` maps (a :func:`probe_count`) of ``rings``
-    rings of length n."""
-    x = torch.randn(batch, rings, n, dtype=dtype)
-    label = f"{'inverse ' if inverse else ''}ring FFT n={n}, {batch}x{rings} rings, {dtype}, {threads} threads"
-    if not inverse:
-        workspace = Workspace()
-        return _faster(label, lambda b: _rfft(x, L, b, workspace))
-    return _faster(label, _refilled(_rfft(x, L, "torch"), lambda spectrum, b: _irfft(spectrum, n, b, True)))
 
 
 @lru_cache(maxsize=None)
@@ -244,62 +200,3 @@ def fft2_backend(x: torch.Tensor, n: int, inverse: bool = False) -> str:
         return "torch"
     planes = math.prod(x.shape[:-2])
     return _fastest_2d(n, probe_count(planes, n * n), _real_dtype(x.dtype), torch.get_num_threads(), inverse)
-
-
-def _resolve(backend: FFTBackend, x: torch.Tensor, n: int, L: int, rings: int, batch: int, inverse: bool) -> str:
-    if x.device.type != "cpu" or backend == "torch":
-        return "torch"
-    if backend == "ducc0" and _ducc is None:
-        raise ValueError("fft_backend='ducc0' needs the ducc0 package (pip install ducc0)")
-    if backend != "auto":
-        return backend
-    return _fastest(n, L, rings, probe_count(batch, rings * n), _real_dtype(x.dtype), torch.get_num_threads(),
-                    inverse)
-
-
-class _RingDFT(torch.autograd.Function):
-    """:func:`_rfft` (``inverse=False``, size L; its spectrum in ``workspace`` if given) or :func:`_irfft`
-    (``inverse=True``, size n; may scale its input in place if ``overwrite_input``) by ``backend``; each one's
-    backward is the other, without either option and with its own backend for the ``option`` asked for
-    (neither tensor is saved for the backward: the maps are linear)."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, size: int, backend: str, option: FFTBackend, inverse: bool,  # noqa: ANN001
-                workspace: Workspace | None = None, overwrite_input: bool = False) -> torch.Tensor:
-        ctx.option, ctx.inverse = option, inverse
-        ctx.other_size = x.shape[0] if inverse else x.shape[-1]  # L of W [L, R, B], or n of x [B, R, n]
-        return _irfft(x, size, backend, overwrite_input) if inverse else _rfft(x, size, backend, workspace)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
-        adjoint = ring_rfft if ctx.inverse else ring_irfft
-        return adjoint(grad, ctx.other_size, ctx.option), None, None, None, None, None, None
-
-
-def ring_rfft(x: torch.Tensor, L: int, backend: FFTBackend = "auto", workspace: Workspace | None = None) -> torch.Tensor:
-    """X_m = Σ_k x_k e^{−2πikm/n}, m = 0 … L−1 (L ≤ n//2 + 1), of each ring of real ``x [B, R, n]``.
-
-    Returns complex ``[L, R, B]``: order-major, as the Legendre contraction reads it; with a ``workspace``
-    it is a view of that workspace's buffer, overwritten by the next call (CPU numpy backends).
-    """
-    check_option("fft_backend", backend, FFTBackend)
-    if x.dim() != 3:
-        raise ValueError(f"ring_rfft expects rings [B, R, n], got shape {tuple(x.shape)}")
-    n = x.shape[-1]
-    if not 1 <= L <= n // 2 + 1:
-        raise ValueError(f"ring_rfft: need 1 <= L <= n//2 + 1 = {n // 2 + 1}, got L={L}")
-    resolved = _resolve(backend, x, n, L, x.shape[1], x.shape[0], inverse=False)
-    return _RingDFT.apply(x.contiguous(), L, resolved, backend, False, workspace)
-
-
-def ring_irfft(W: torch.Tensor, n: int, backend: FFTBackend = "auto", overwrite_input: bool = False) -> torch.Tensor:
-    """f_k = Re Σ_{m<L} W_m e^{2πikm/n}, k = 0 … n−1: rings ``[B, R, n]`` from complex ``W [L, R, B]``.
-
-    ``overwrite_input``: W is the caller's scratch and may be changed (saves a copy of it).
-    """
-    check_option("fft_backend", backend, FFTBackend)
-    if W.dim() != 3 or not 1 <= W.shape[0] <= n // 2 + 1:
-        raise ValueError(f"ring_irfft expects W [L, R, B] with 1 <= L <= n//2 + 1 = {n // 2 + 1}, "
-                         f"got shape {tuple(W.shape)}")
-    resolved = _resolve(backend, W, n, W.shape[0], W.shape[1], W.shape[2], inverse=True)
-    return _RingDFT.apply(W.contiguous(), n, resolved, backend, True, None, overwrite_input)

@@ -1,23 +1,19 @@
-"""The Legendre stage of the SHT: order-m ring Fourier coefficients ↔ real SH coefficients.
+"""The Legendre stage of the SHT: ring slabs of orders m ↔ real SH coefficients.
 
-Analysis contracts X[m, ring, batch] (Σ_k f e^{−imφ_k} per ring) with the
-weighted table λ_ℓm(θ_r) w_r; synthesis expands coefficients back to
-W[m, ring, batch]. Both use the equatorial symmetry λ_ℓm(π − θ) =
-(−1)^{ℓ+m} λ_ℓm(θ): ring r and its mirror R−1−r are folded into their sum
-(even ℓ+m) and difference (odd ℓ+m), so only northern rings are stored and
-each block of orders m costs two half-size matmuls.
+Analysis contracts the cosine and sine sums of each order m over rings (the slabs of
+:mod:`sphcnn.spectral._ring_fft`) with the weighted table λ_ℓm(θ_r) w_r; synthesis
+expands coefficients back to slabs. Both use the equatorial symmetry λ_ℓm(π − θ) =
+(−1)^{ℓ+m} λ_ℓm(θ): the ring FFT writes the northern rings and, separately, their
+mirrors in the same order, so the fold into sums (even ℓ + m) and differences (odd) is
+two elementwise ops over contiguous memory; only northern rings are stored and each
+block of orders m costs half-size matmuls.
 
-The two directions are written as mutually adjoint kernels (``contract`` and
-``expand``) behind autograd Functions, so each one's backward is the other with
-the same table transposed: no autograd graph of slices and gathers, double
-backward for free. Each matmul writes into one preallocated buffer. The
-batch and the real/imaginary parts stay interleaved as the FFT returns them:
-every elementwise step runs over contiguous memory, and the single reordering
-between block rows and coefficients is one gather with a cached index.
-(Moving two-element chunks, as de-interleaving does, ran 3–10× slower per
-element in torch's CPU kernels. Splitting the gather or the m-blocks over
-Python threads gains nothing once torch's OpenMP threads spin-wait between
-ops, as libgomp lets them: see :mod:`sphcnn.spectral._fft`.)
+The cosine and sine planes of an order are separate ``[rings, batch]`` planes, so every
+matmul writes rows of whole batches and the one reordering between block rows and
+coefficients ``ℓ² + ℓ + m`` moves rows of ``batch`` values with an L²-entry index
+(a gather of single interleaved elements, as complex spectra need, took 3–10× as long).
+The two directions (``contract`` and ``expand``) are mutually adjoint with the same
+table; :mod:`sphcnn.spectral.sht` makes each whole transform's backward the other one.
 """
 
 from __future__ import annotations
@@ -29,7 +25,7 @@ import numpy as np
 import torch
 
 from ._tables import TableModule
-from ._workspace import Workspace, scratch
+from ._workspace import Workspace, fresh
 from .grids import S2Grid
 from .legendre import legendre_block
 
@@ -41,13 +37,21 @@ MIN_M_BLOCK = 32
 
 
 @dataclass(frozen=True)
-class RingPlan:
-    """Ring geometry and the row layout of the block outputs of one grid (float64, numpy).
+class Region:
+    """Rows ``[start, start + 2·(m1 − m0)·n_d)`` of the block outputs: orders m0 … m1 − 1, degrees ℓ = m + d for
+    d ≡ parity (mod 2), d < L − m0; the cosine (part 0) and sine (part 1) rows of (m, d) are
+    ``start + 2·((m − m0)·n_d + d // 2) + part``."""
 
-    Rows of the block outputs, in order: per m-block, even then odd parity,
-    (m, d) row-major with degree ℓ = m + d; each row holds two parts, the
-    cosine (m ≥ 0) and sine (m < 0) coefficients. Rows with ℓ ≥ L are padding.
-    """
+    block: int
+    parity: int
+    m0: int
+    m1: int
+    n_d: int
+    start: int
+
+@dataclass(frozen=True)
+class RingPlan:
+    """Ring geometry and the row layout of the block outputs of one grid (float64, numpy)."""
 
     L: int
     n_rings: int
@@ -59,10 +63,19 @@ class RingPlan:
     theta_north: np.ndarray
     weight_north: np.ndarray  # quadrature weight per point of each northern ring
     m_blocks: tuple[tuple[int, int], ...]
-    row_offsets: tuple[tuple[int, int], ...]  # (even, odd) first row of each block
+    regions: tuple[Region, ...]
     n_rows: int
-    gather: np.ndarray  # coefficient ℓ²+ℓ+m → index 2·row + part
-    scatter: np.ndarray  # 2·row + part → coefficient index (L² for padding)
+    gather: np.ndarray  # coefficient ℓ²+ℓ+m → its row
+    scatter: np.ndarray  # row → coefficient index (L² for padding: ℓ ≥ L, and the unused sine plane of m = 0)
+
+    @property
+    def north(self) -> slice:
+        return slice(0, self.n_north, 1)
+
+    @property
+    def south(self) -> slice:
+        """The mirrors of the paired northern rings, in their order."""
+        return slice(self.south_start + self.n_pairs - 1, self.south_start - 1, -1)
 
     @staticmethod
     def build(grid: S2Grid, L: int) -> RingPlan:
@@ -73,7 +86,7 @@ class RingPlan:
         mirror = [np.flatnonzero(np.abs(theta - (math.pi - theta[r])) < 1e-10) for r in north]
         paired = np.array([r for r, mir in zip(north, mirror) if mir.size and mir[0] != r], dtype=np.int64)
         south = np.array([mir[0] for r, mir in zip(north, mirror) if mir.size and mir[0] != r], dtype=np.int64)
-        # the fast path slices: northern rings 0 … n_north−1, paired ones contiguous, their mirrors in reverse
+        # the ring FFT reads slices: northern rings 0 … n_north−1, paired ones contiguous, their mirrors in reverse
         pair_start, n_pairs = (int(paired[0]), paired.size) if paired.size else (0, 0)
         layout_ok = (np.array_equal(north, np.arange(n_north)) and np.all(np.diff(paired) == 1)
                      and np.all(np.diff(south) == -1)
@@ -87,31 +100,27 @@ class RingPlan:
 
         block = max(MIN_M_BLOCK, -(-L // M_BLOCKS))
         m_blocks = tuple((m0, min(m0 + block, L)) for m0 in range(0, L, block))
-        offsets, row_of, pos = [], {}, 0
-        for m0, m1 in m_blocks:
-            starts = []
+        regions, pos = [], 0
+        for i, (m0, m1) in enumerate(m_blocks):
             for parity in (0, 1):
-                starts.append(pos)
-                for m in range(m0, m1):
-                    for d in range(parity, L - m0, 2):
-                        if m + d < L:
-                            row_of[(m, m + d)] = pos
-                        pos += 1
-            offsets.append(tuple(starts))
+                n_d = len(range(parity, L - m0, 2))
+                regions.append(Region(i, parity, m0, m1, n_d, pos))
+                pos += 2 * (m1 - m0) * n_d
         gather = np.zeros(L * L, dtype=np.int64)
-        scatter = np.full(2 * pos, L * L, dtype=np.int64)
-        for (m, ell), row in row_of.items():
-            gather[ell * ell + ell + m] = 2 * row
-            scatter[2 * row] = ell * ell + ell + m
-            if m > 0:
-                gather[ell * ell + ell - m] = 2 * row + 1
-                scatter[2 * row + 1] = ell * ell + ell - m
+        scatter = np.full(pos, L * L, dtype=np.int64)
+        for r in regions:
+            for m in range(r.m0, r.m1):
+                ells = np.arange(m + r.parity, L, 2)
+                rows = r.start + 2 * ((m - r.m0) * r.n_d + (ells - m) // 2)
+                for part in (0, 1) if m > 0 else (1,):  # m = 0: one cosine plane, in the place of a sine plane
+                    coeffs = ells * ells + ells + (-m if part == 1 and m > 0 else m)
+                    gather[coeffs] = rows + part
+                    scatter[rows + part] = coeffs
         return RingPlan(L=L, n_rings=R, n_north=n_north, pair_start=pair_start, n_pairs=n_pairs,
                         south_start=int(south[-1]) if n_pairs else R,
                         unpaired=tuple(r for r in range(n_north) if not pair_start <= r < pair_start + n_pairs),
-                        theta_north=theta[:n_north],
-                        weight_north=weights[:n_north], m_blocks=m_blocks, row_offsets=tuple(offsets),
-                        n_rows=pos, gather=gather, scatter=scatter)
+                        theta_north=theta[:n_north], weight_north=weights[:n_north], m_blocks=m_blocks,
+                        regions=tuple(regions), n_rows=pos, gather=gather, scatter=scatter)
 
     def table_bytes(self, itemsize: int) -> int:
         return sum((m1 - m0) * (self.L - m0) * self.n_north for m0, m1 in self.m_blocks) * itemsize
@@ -128,24 +137,23 @@ class RingPlan:
 
 
 class RingLegendre(TableModule):
-    """Legendre contraction of one direction (``forward``: analysis) with its adjoint, for autograd."""
+    """Legendre contraction of one direction (``forward``: analysis tables) and its adjoint, with one table."""
 
-    def __init__(self, grid: S2Grid, L: int, forward: bool, dtype: torch.dtype, max_table_bytes: int) -> None:
+    def __init__(self, plan: RingPlan, forward: bool, dtype: torch.dtype, max_table_bytes: int) -> None:
         super().__init__()
-        self.plan = RingPlan.build(grid, L)
+        self.plan = plan
         self.is_forward = forward
         self.stored = self.plan.table_bytes(torch.finfo(dtype).bits // 8) <= max_table_bytes
-        self._index_cache: dict[tuple[str, int, torch.device], torch.Tensor] = {}
         self.workspace = Workspace()
-        south = torch.arange(self.plan.south_start + self.plan.n_pairs - 1, self.plan.south_start - 1, -1)
-        self.register_buffer("south", south, persistent=False)  # mirror ring of each paired northern ring
+        self.register_buffer("gather", torch.from_numpy(plan.gather), persistent=False)
+        self.register_buffer("scatter", torch.from_numpy(plan.scatter), persistent=False)
         self._build_tables(dtype, torch.device("cpu"))
 
     def _build_tables(self, dtype: torch.dtype, device: torch.device) -> None:
         self.table_dtype = dtype
-        # m < 0 coefficients pair with −Im X (X = Σ f e^{−imφ}): one sign per coefficient
-        sign = np.where(np.concatenate([np.arange(-ell, ell + 1) for ell in range(self.plan.L)]) < 0, -1.0, 1.0)
-        self.register_buffer("sign", torch.from_numpy(sign).to(dtype=dtype, device=device),
+        # the ring synthesis counts orders m > 0 twice (c2r), so expand halves their coefficients
+        m = np.concatenate([np.arange(-ell, ell + 1) for ell in range(self.plan.L)])
+        self.register_buffer("expand_scale", torch.from_numpy(np.where(m == 0, 1.0, 0.5)).to(dtype=dtype, device=device),
                              persistent=False)
         for i, (m0, m1) in enumerate(self.plan.m_blocks):
             even = odd = None
@@ -160,109 +168,51 @@ class RingLegendre(TableModule):
         if self.stored:
             tables = getattr(self, f"even_{i}"), getattr(self, f"odd_{i}")
         else:
-            tables = tuple(torch.from_numpy(t).to(dtype=self.table_dtype, device=self.sign.device)
+            tables = tuple(torch.from_numpy(t).to(dtype=self.table_dtype, device=self.gather.device)
                            for t in self.plan.block_tables(*self.plan.m_blocks[i], self.is_forward))
         if rings_to_rows != self.is_forward:
             return tuple(t.transpose(1, 2) for t in tables)
         return tables
 
-    def _flat_index(self, kind: str, B: int, device: torch.device) -> torch.Tensor:
-        """Flat gather index between coefficients and block rows ``[n_rows, B, part]``, cached per batch size.
+    def contract(self, H: torch.Tensor) -> torch.Tensor:
+        """Ring slabs ``H [2, ≥ 2L, n_north, B]`` (northern rings, then their mirrors; zero for unpaired rings)
+        → coefficients ``[B, L²]`` (analysis, or synthesis's adjoint up to the factor ``expand_scale``): the
+        transposed view of a contiguous ``[L², B]`` tensor."""
+        p, B = self.plan, H.shape[-1]
+        hn, L = p.n_north, p.L
+        # fold each ring with its mirror: (north + south, north − south), as [parity, m, ring, part, batch], so that
+        # one matmul per block takes both parts as columns and writes each (m, ℓ, part) as a row of B values
+        fold = self.workspace.empty("contract fold", (2, L, hn, 2, B), H)
+        north, south = (H[i, :2 * L].view(L, 2, hn, B).transpose(1, 2) for i in (0, 1))
+        torch.add(north, south, out=fold[0])
+        torch.sub(north, south, out=fold[1])
+        rows = self.workspace.empty("contract rows", (p.n_rows, B), H)
+        block_tables = [self._tables(i, rings_to_rows=True) for i in range(len(p.m_blocks))]
+        for r in p.regions:
+            mb = r.m1 - r.m0
+            torch.bmm(block_tables[r.block][r.parity], fold[r.parity, r.m0:r.m1].view(mb, hn, 2 * B),
+                      out=rows[r.start: r.start + 2 * mb * r.n_d].view(mb, r.n_d, 2 * B))
+        return torch.index_select(rows, 0, self.gather, out=fresh((L * L, B), rows)).T
 
-        Rows keep the batch and the (cos, sin) part interleaved as the FFT returns them, so no
-        step moves two-element chunks; the one reordering is this gather. Coefficients are read
-        and written coefficient-major (``[L², B]``, each coefficient's batch contiguous): at L = 512
-        a batch-major gather took 1.6× as long (scattered reads), and torch's transposing copy
-        as long again, so the forward returns the ``[B, L²]`` view of a coefficient-major tensor.
-        kind: "rows→coeffs", "coeffs→rows" (coefficient-major input), "batch-major coeffs→rows".
-        """
-        key = (kind, B, device)
-        if key not in self._index_cache:
-            p, LL, b = self.plan, self.plan.L * self.plan.L, torch.arange(B)
-            if kind == "rows→coeffs":  # c[k, b] ← rows[row_k, b, part_k]
-                gather = torch.from_numpy(p.gather)
-                part = gather % 2
-                index = (B * (gather - part) + part)[:, None] + 2 * b[None, :]
-            else:  # rows[row, b, part] ← c[k, b] (k = L² reads zeros)
-                scatter = torch.from_numpy(p.scatter).view(p.n_rows, 1, 2)
-                index = scatter * B + b.view(1, B, 1) if kind == "coeffs→rows" else scatter + (LL + 1) * b.view(1, B, 1)
-            if len(self._index_cache) >= 8:
-                self._index_cache.pop(next(iter(self._index_cache)))
-            self._index_cache[key] = index.reshape(-1).to(device)
-        return self._index_cache[key]
-
-    def contract(self, X: torch.Tensor) -> torch.Tensor:
-        """Complex ``X [L, rings, B]`` → real coefficients ``[B, L²]`` (analysis, or synthesis's adjoint).
-
-        The result is the transposed view of a contiguous ``[L², B]`` tensor (see :meth:`_flat_index`).
-        """
-        p, B = self.plan, X.shape[-1]
-        h, hn, p0 = p.n_pairs, p.n_north, p.pair_start
-        Xr = torch.view_as_real(X)  # [L, R, B, 2]
-        rows = self.workspace.empty("contract rows", (p.n_rows, 2 * B), Xr)
-
-        # fold each ring with its mirror: (north + south, north − south)
-        even, odd = self.workspace.empty("contract fold", (2, p.L, hn, B, 2), Xr).unbind(0)
-        north, south = Xr[:, p0:p0 + h], odd[:, p0:p0 + h]
-        torch.index_select(Xr, 1, self.south, out=south)  # the mirror rings, in place of a flipped copy
-        torch.add(north, south, out=even[:, p0:p0 + h])
-        torch.sub(north, south, out=south)
-        for r in p.unpaired:
-            even[:, r] = Xr[:, r]
-            odd[:, r] = Xr[:, r]
-        for i, ((m0, m1), offsets) in enumerate(zip(p.m_blocks, p.row_offsets)):
-            mb = m1 - m0
-            for table, inp, at in zip(self._tables(i, rings_to_rows=True), (even, odd), offsets):
-                n_d = table.shape[1]
-                torch.bmm(table, inp[m0:m1].view(mb, hn, 2 * B), out=rows[at: at + mb * n_d].view(mb, n_d, 2 * B))
-        c = torch.index_select(rows.view(-1), 0, self._flat_index("rows→coeffs", B, X.device))
-        return c.view(p.L * p.L, B).mul_(self.sign[:, None]).T
-
-    def expand(self, c: torch.Tensor, scratch_output: bool = False) -> torch.Tensor:
-        """Real coefficients ``c [B, L²]`` → complex ``W [L, rings, B]`` (synthesis, or analysis's adjoint); W is
-        a workspace buffer, overwritten by the next call, with ``scratch_output``."""
+    def expand(self, c: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Coefficients ``c [B, L²]`` → ring slabs ``out [2, ≥ 2L, n_north, B]`` (slabs < 2L written), to be read
+        by the c2r ring synthesis; the adjoint of :meth:`contract` up to ``expand_scale``."""
         p, B = self.plan, c.shape[0]
-        h, hn, p0, LL = p.n_pairs, p.n_north, p.pair_start, p.L * p.L
-        if c.T.is_contiguous():  # coefficient-major, as the forward returns them
-            padded = self.workspace.empty("expand coefficients", (LL + 1, B), c)
-            torch.mul(c.T, self.sign[:, None], out=padded[:LL])
-            padded[LL] = 0
-            kind = "coeffs→rows"
-        else:
-            padded = self.workspace.empty("expand coefficients", (B, LL + 1), c)
-            torch.mul(c, self.sign, out=padded[:, :LL])
-            padded[:, LL] = 0
-            kind = "batch-major coeffs→rows"
-        rows = self.workspace.empty("expand rows", (p.n_rows, 2 * B), c)
-        torch.index_select(padded.view(-1), 0, self._flat_index(kind, B, c.device), out=rows.view(-1))
-        W = scratch(self.workspace if scratch_output else None, "expand output", (p.L, p.n_rings, B, 2), c)
-
-        even, odd = self.workspace.empty("expand fold", (2, p.L, hn, B, 2), c).unbind(0)
-        for i, ((m0, m1), offsets) in enumerate(zip(p.m_blocks, p.row_offsets)):
-            mb = m1 - m0
-            for table, out, at in zip(self._tables(i, rings_to_rows=False), (even, odd), offsets):
-                n_d = table.shape[2]
-                torch.bmm(table, rows[at: at + mb * n_d].view(mb, n_d, 2 * B), out=out[m0:m1].view(mb, hn, 2 * B))
-        torch.add(even, odd, out=W[:, :hn])  # north: λ_even + λ_odd; its mirror: λ_even − λ_odd
-        W.index_copy_(1, self.south, even.sub_(odd)[:, p0:p0 + h])
-        return torch.view_as_complex(W)
-
-    def analysis(self, X: torch.Tensor) -> torch.Tensor:
-        return _LegendreMap.apply(X, self, False)
-
-    def synthesis(self, c: torch.Tensor, scratch_output: bool = False) -> torch.Tensor:
-        return _LegendreMap.apply(c, self, True, scratch_output)
-
-
-class _LegendreMap(torch.autograd.Function):
-    """``stage.contract`` or ``stage.expand``; the backward of each is the other."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, stage: RingLegendre, expand: bool,  # noqa: ANN001
-                scratch_output: bool = False) -> torch.Tensor:
-        ctx.stage, ctx.expand = stage, expand
-        return stage.expand(x, scratch_output) if expand else stage.contract(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
-        return _LegendreMap.apply(grad, ctx.stage, not ctx.expand), None, None, None
+        hn, L, LL = p.n_north, p.L, p.L * p.L
+        # coefficient-major [L² + 1, B] with a zero row for padding: a row gather then reads whole batches (for
+        # batch-major input the scaling multiply writes it transposed: cheaper than any gather across rows)
+        padded = self.workspace.empty("expand coefficients", (LL + 1, B), c)
+        torch.mul(c.T, self.expand_scale[:, None], out=padded[:LL])
+        padded[LL] = 0
+        rows = torch.index_select(padded, 0, self.scatter, out=self.workspace.empty("expand rows", (p.n_rows, B), c))
+        planes = self.workspace.empty("expand planes", (2, L, hn, 2, B), c)  # [parity, m, ring, part, batch]
+        block_tables = [self._tables(i, rings_to_rows=False) for i in range(len(p.m_blocks))]
+        for r in p.regions:
+            mb = r.m1 - r.m0
+            torch.bmm(block_tables[r.block][r.parity], rows[r.start: r.start + 2 * mb * r.n_d].view(mb, r.n_d, 2 * B),
+                      out=planes[r.parity, r.m0:r.m1].view(mb, hn, 2 * B))
+        even, odd = planes
+        north, south = (out[i, :2 * L].view(L, 2, hn, B).transpose(1, 2) for i in (0, 1))
+        torch.add(even, odd, out=north)  # north: λ_even + λ_odd; its mirror: λ_even − λ_odd
+        torch.sub(even, odd, out=south)
+        return out

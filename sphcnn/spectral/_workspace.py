@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import threading
 
+import numpy as np
 import torch
 
 MIN_BYTES = 2**20
@@ -68,3 +69,16 @@ def batch_ranges(count: int, item_bytes: int, max_bytes: int | None) -> list[tup
     a single range when ``max_bytes`` is None."""
     step = count if max_bytes is None else max(1, max_bytes // item_bytes)
     return [(start, min(count, start + step)) for start in range(0, count, max(1, step))]
+
+
+def fresh(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """An uninitialized result tensor of ``like``'s dtype and device that outlives the call.
+
+    On the CPU numpy allocates it: a 4 MB result allocated by torch sat at the top of glibc's heap, was
+    handed back to the OS when the caller freed it and page-faulted in again on the next call (the S²
+    inverse at L = 128, float64, 16 maps: 465–628 faults per call, brk shrinking by 8 MB), while numpy's
+    allocation of the same size was reused without a system call (0 faults).
+    """
+    if like.device.type != "cpu":
+        return like.new_empty(shape)
+    return torch.from_numpy(np.empty(shape, dtype=torch.empty((), dtype=like.dtype).numpy().dtype))

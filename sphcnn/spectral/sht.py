@@ -27,27 +27,30 @@ import torch
 from torch import nn
 
 from ._cache import cached_module
-from ._fft import ring_irfft, ring_rfft
 from ._options import check_transform_args
-from ._ring_legendre import RingLegendre
+from ._ring_fft import ring_backend, rings_to_slabs, slabs_to_rings, slabs_to_spectrum, spectrum_to_slabs
+from ._ring_legendre import RingLegendre, RingPlan
 from ._tables import TableModule
-from ._workspace import Workspace
+from ._workspace import Workspace, fresh
 from .grids import S2Grid
 
 DEFAULT_MAX_TABLE_BYTES = 4 * 2**30
 
 
 class _Longitude(TableModule):
-    """Fourier stage along rings: grid ↔ X[m, ring, batch] for m = 0 … L−1.
+    """Fourier stage along rings: samples ``[B, *grid]`` ↔ ring slabs ``[2, S, n_north, B]``.
 
-    HEALPix rings of equal length are transformed together; their pixel
-    indices, phase factors e^{∓imφ₀} and aliasing folds m mod n are buffers.
+    Slabs (see :mod:`sphcnn.spectral._ring_fft`) of the northern rings, then of their mirrors in the
+    same order (zero where a northern ring has none), as the Legendre stage folds them. On "dh"/"gl"
+    S = n + 1 for rings of n points; on HEALPix S = 2L: rings of equal length are transformed
+    together, their pixel indices, phase factors e^{∓imφ₀} and aliasing folds m mod n are buffers.
     """
 
-    def __init__(self, grid: S2Grid, L: int, dtype: torch.dtype) -> None:
+    def __init__(self, grid: S2Grid, plan: RingPlan, dtype: torch.dtype) -> None:
         super().__init__()
-        self.grid, self.L = grid, L
-        self.workspace = Workspace()  # the ring spectra of the analysis, consumed by the Legendre stage
+        self.grid, self.plan, self.L = grid, plan, plan.L
+        self.workspace = Workspace()  # the slabs between the two stages
+        self.n_slabs = 2 * self.L if grid.kind == "healpix" else grid.shape[1] + 1
         self.group_sizes: list[int] = []
         if grid.kind == "healpix":
             rings = grid.rings()
@@ -58,13 +61,15 @@ class _Longitude(TableModule):
                 self.group_sizes.append(int(n))
                 self.register_buffer(f"pixels_{g}", torch.from_numpy(pixels), persistent=False)
                 self.register_buffer(f"rings_{g}", torch.from_numpy(idx), persistent=False)
-                self.register_buffer(f"fold_{g}", torch.from_numpy(np.arange(L) % n), persistent=False)
+                self.register_buffer(f"fold_{g}", torch.from_numpy(np.arange(self.L) % n), persistent=False)
                 ring_cat.append(idx)
                 pix_cat.append(pixels)
             self.register_buffer("ring_inverse", torch.from_numpy(np.argsort(np.concatenate(ring_cat))),
                                  persistent=False)
             self.register_buffer("pixel_inverse", torch.from_numpy(np.argsort(np.concatenate(pix_cat))),
                                  persistent=False)
+            south = np.arange(plan.south_start + plan.n_pairs - 1, plan.south_start - 1, -1)
+            self.register_buffer("south", torch.from_numpy(south), persistent=False)
         self._build_tables(dtype, torch.device("cpu"))
 
     def _build_tables(self, dtype: torch.dtype, device: torch.device) -> None:
@@ -78,22 +83,60 @@ class _Longitude(TableModule):
             phase = torch.from_numpy(np.exp(-1j * np.outer(phi0, np.arange(self.L))))
             self.register_buffer(f"phase_{g}", phase.to(dtype=cdtype, device=device), persistent=False)
 
+    def slabs(self, like: torch.Tensor, B: int) -> torch.Tensor:
+        """The slab buffer ``[2, S, n_north, B]`` of this thread (overwritten by the next call)."""
+        return self.workspace.empty("ring slabs", (2, self.n_slabs, self.plan.n_north, B), like)
+
+    def _pairs(self, H: torch.Tensor) -> torch.Tensor:
+        return H[1][:, self.plan.pair_start:self.plan.pair_start + self.plan.n_pairs]
+
     def analysis(self, x: torch.Tensor) -> torch.Tensor:
-        """Σ_k f(θ_r, φ_k) e^{−imφ_k} per ring r of ``x [B, *grid]``, complex ``[L, rings, B]``."""
-        L = self.L
-        if self.grid.kind != "healpix":
-            return ring_rfft(x, L, workspace=self.workspace)
+        """The slabs of ``x [B, *grid]`` (a workspace buffer, consumed by the Legendre stage)."""
+        p, B = self.plan, x.shape[0]
+        H = self.slabs(x, B)
+        if self.grid.kind == "healpix":
+            X = self._healpix_spectra(x)  # [L, R, B]
+            spectrum_to_slabs(X[:, :p.n_north], H[0])
+            if p.n_pairs:
+                spectrum_to_slabs(X.index_select(1, self.south), self._pairs(H))
+        else:
+            backend = ring_backend("auto", x, x.shape[-1], p.n_north, B, inverse=False)
+            rings_to_slabs(x, p.north, H[0], backend)
+            if p.n_pairs:
+                rings_to_slabs(x, p.south, self._pairs(H), backend)
+        H[:, 0] = 0  # unused (see _ring_fft); the Legendre stage multiplies it into rows it never reads
+        for r in p.unpaired:
+            H[1, :, r] = 0
+        return H
+
+    def synthesis(self, H: torch.Tensor) -> torch.Tensor:
+        """Samples ``[B, *grid]`` (fresh) from slabs ``H`` (scratch) of orders m < L, read as c2r reads them."""
+        p, B, L = self.plan, H.shape[-1], self.L
+        if self.grid.kind == "healpix":
+            weight = H.new_full((L, 1, 1), 2.0)
+            weight[0] = 1  # c2r counts m > 0 twice; the complex ring sums below count each once
+            W = H.new_empty((L, p.n_rings, B), dtype=H.dtype.to_complex())
+            W[:, :p.n_north] = slabs_to_spectrum(H[0], L) * weight
+            if p.n_pairs:
+                W.index_copy_(1, self.south, slabs_to_spectrum(self._pairs(H), L) * weight)
+            return self._healpix_samples(W)
+        x = fresh((B, *self.grid.shape), H)
+        backend = ring_backend("auto", H, self.grid.shape[1], p.n_north, B, inverse=True)
+        slabs_to_rings(H[0], L, p.north, x, backend)
+        if p.n_pairs:
+            slabs_to_rings(self._pairs(H), L, p.south, x, backend)
+        return x
+
+    def _healpix_spectra(self, x: torch.Tensor) -> torch.Tensor:
+        """Σ_k f(θ_r, φ_k) e^{−imφ_k} per ring r of ``x [B, npix]``, complex ``[L, rings, B]``."""
         out = []
         for g, n in enumerate(self.group_sizes):
             ring = x[..., getattr(self, f"pixels_{g}")].unflatten(-1, (-1, n))
             out.append(torch.fft.fft(ring, dim=-1)[..., getattr(self, f"fold_{g}")] * getattr(self, f"phase_{g}"))
         return torch.cat(out, dim=-2)[..., self.ring_inverse, :].permute(2, 1, 0)
 
-    def synthesis(self, w: torch.Tensor, overwrite_input: bool = False) -> torch.Tensor:
-        """f(θ_r, φ_k) = Re Σ_m W_rm e^{imφ_k} ``[B, *grid]``, from complex ``w [L, rings, B]`` (scratch if
-        ``overwrite_input``)."""
-        if self.grid.kind != "healpix":
-            return ring_irfft(w, self.grid.shape[1], overwrite_input=overwrite_input)
+    def _healpix_samples(self, w: torch.Tensor) -> torch.Tensor:
+        """f(θ_r, φ_k) = Re Σ_m W_rm e^{imφ_k} ``[B, npix]`` from complex ``w [L, rings, B]``."""
         w = w.permute(2, 1, 0)
         out = []
         for g, n in enumerate(self.group_sizes):
@@ -109,8 +152,19 @@ class _TransformBase(nn.Module):
         super().__init__()
         L = check_transform_args(grid, S2Grid, L, dtype)
         self.grid, self.L = grid, L
-        self.longitude = _Longitude(grid, L, dtype)
-        self.legendre = RingLegendre(grid, L, forward, dtype, max_table_bytes)
+        plan = RingPlan.build(grid, L)
+        self.longitude = _Longitude(grid, plan, dtype)
+        self.legendre = RingLegendre(plan, forward, dtype, max_table_bytes)
+
+    def _analyze(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, *grid]`` → ``[B, L²]`` with this module's Legendre table (no autograd)."""
+        return self.legendre.contract(self.longitude.analysis(x))
+
+    def _synthesize(self, c: torch.Tensor) -> torch.Tensor:
+        """``[B, L²]`` → ``[B, *grid]`` with this module's Legendre table (no autograd): the adjoint of
+        :meth:`_analyze` (``expand_scale`` and the c2r's doubling of m > 0 cancel)."""
+        H = self.longitude.slabs(c, c.shape[0])
+        return self.longitude.synthesis(self.legendre.expand(c, H))
 
     def _check_dtype(self, x: torch.Tensor, name: str) -> None:
         if x.dtype != self.legendre.table_dtype:
@@ -126,6 +180,20 @@ class _TransformBase(nn.Module):
 
     def extra_repr(self) -> str:
         return f"L={self.L}, grid=S2Grid(L={self.grid.L}, kind={self.grid.kind!r}), dtype={self.legendre.table_dtype}"
+
+
+class _Transform(torch.autograd.Function):
+    """``transform._analyze`` or (``synthesis``) ``transform._synthesize``; the backward of each is the other,
+    with the same table: no autograd graph of slices and gathers, and double backward for free."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, transform: _TransformBase, synthesis: bool) -> torch.Tensor:  # noqa: ANN001
+        ctx.transform, ctx.synthesis = transform, synthesis
+        return transform._synthesize(x) if synthesis else transform._analyze(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
+        return _Transform.apply(grad, ctx.transform, not ctx.synthesis), None, None
 
 
 class SHT(_TransformBase):
@@ -149,7 +217,7 @@ class SHT(_TransformBase):
         self.inverse = InverseSHT(grid, self.L, dtype, max_table_bytes) if self.iters else None
 
     def _analysis(self, x: torch.Tensor) -> torch.Tensor:
-        return self.legendre.analysis(self.longitude.analysis(x))
+        return _Transform.apply(x, self, False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.grid.check(x)
@@ -178,9 +246,7 @@ class InverseSHT(_TransformBase):
             raise TypeError(f"coefficients must be float32 or float64, got {c.dtype}")
         self._check_dtype(c, "c")
         batch = c.shape[:-1]
-        # the ring coefficients between the two stages are scratch: kept between calls, scaled in place
-        W = self.legendre.synthesis(c.reshape(-1, L * L), scratch_output=True)
-        x = self.longitude.synthesis(W, overwrite_input=True)
+        x = _Transform.apply(c.reshape(-1, L * L), self, True)
         return x.reshape(*batch, *self.grid.shape)
 
 
