@@ -1,6 +1,5 @@
 """The 2-D FFT backends of the SO(3) transforms, the backend probe, and the no-thread rule."""
 
-import math
 import subprocess
 import sys
 

@@ -50,7 +50,6 @@ import numpy as np
 import scipy.fft
 import torch
 
-from ._options import check_option
 from ._workspace import Workspace, scratch
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import numpy as np
 import torch
 
 from ._fft import FFTBackend, _ducc, _faster, probe_count
