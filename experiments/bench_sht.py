@@ -38,6 +38,7 @@ the OOM killer, timeouts) become rows with a note instead of stopping the run.
 Examples::
 
     python experiments/bench_sht.py --L 32 64 128 --batch 1 16 --repeats 5
+    python experiments/bench_sht.py --L 128 --batch 16 --repeats 20 --rounds 5 --libs sphcnn torch-harmonics --grids gl
     python experiments/bench_sht.py --L 1024 --batch 16 --dtype float64 --libs sphcnn ducc0 --repeats 2 --csv out.csv
 """
 
@@ -441,6 +442,25 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def merge_rounds(rounds: list[list[dict]]) -> list[dict]:
+    """One row per case from the rows of each round (same order): median of the medians, min of the minima,
+    the largest error and memory, the median setup time, and every distinct note."""
+    merged = []
+    for same in zip(*rounds):
+        row = dict(same[0])
+
+        def values(field: str) -> list[float]:
+            return [r[field] for r in same if r[field] is not None]
+
+        for field, reduce in (("forward_ms", statistics.median), ("inverse_ms", statistics.median),
+                              ("forward_min_ms", min), ("inverse_min_ms", min), ("roundtrip_rel_err", max),
+                              ("setup_s", statistics.median), ("peak_mb", max)):
+            row[field] = reduce(values(field)) if values(field) else None
+        row["note"] = "; ".join(dict.fromkeys(r["note"] for r in same if r["note"]))
+        merged.append(row)
+    return merged
+
+
 def build_cases(args: argparse.Namespace) -> list[tuple[Case, str | None]]:
     """All cases in run order, each with a skip reason (or None)."""
     batches = tuple(sorted(set(args.batch)))
@@ -484,26 +504,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-mem-gb", type=float, default=12.0,
                    help="skip cases whose estimated table memory exceeds this (reported as 'skipped: memory')")
     p.add_argument("--timeout", type=float, default=3600.0, help="seconds per (library, grid, L, dtype) case")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run the whole case list this many times, libraries taking turns, and report per case the "
+                        "median of the rounds' medians (min: of all); a burst of load on a shared machine then "
+                        "hits every library alike instead of whichever ran during it")
     p.add_argument("--csv", default=None, help="also write the rows (with min times) to this CSV file")
     args = p.parse_args(argv)
-    if args.repeats < 1 or args.threads < 1 or min(args.L) < 2 or min(args.batch) < 1:
-        p.error("--repeats, --threads and --batch must be >= 1 and --L >= 2")
+    if args.repeats < 1 or args.threads < 1 or args.rounds < 1 or min(args.L) < 2 or min(args.batch) < 1:
+        p.error("--repeats, --rounds, --threads and --batch must be >= 1 and --L >= 2")
     return args
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     """Run the benchmark; print the markdown table; return the rows."""
     args = parse_args(argv)
-    rows = []
-    for case, skip in build_cases(args):
-        print(f"[{case.lib} {case.grid_label} L={case.L} {case.dtype}]", file=sys.stderr, flush=True)
-        if skip:
-            new = [_row(case, B, note=skip) for B in case.batches]
-            for row in new:
-                _progress(row)
-        else:
-            new = run_case(case, args.timeout)
-        rows.extend(new)
+    rounds = []
+    for number in range(args.rounds):
+        rows = []
+        for case, skip in build_cases(args):
+            print(f"[round {number + 1}/{args.rounds}: {case.lib} {case.grid_label} L={case.L} {case.dtype}]",
+                  file=sys.stderr, flush=True)
+            if skip:
+                new = [_row(case, B, note=skip) for B in case.batches]
+                for row in new:
+                    _progress(row)
+            else:
+                new = run_case(case, args.timeout)
+            rows.extend(new)
+        rounds.append(rows)
+    rows = merge_rounds(rounds)
     print(markdown_table(rows))
     if args.csv:
         with open(args.csv, "w", newline="") as fh:

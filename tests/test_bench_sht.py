@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from experiments.bench_sht import healpix_nside, main  # noqa: E402
+from experiments.bench_sht import healpix_nside, main, merge_rounds  # noqa: E402
 
 
 def test_bench_sht_smoke(tmp_path, capsys):
@@ -33,3 +33,18 @@ def test_bench_sht_smoke(tmp_path, capsys):
 def test_healpix_nside():
     assert [healpix_nside(L) for L in (16, 32, 33, 64, 100)] == [8, 16, 32, 32, 64]
     assert all(L <= 3 * healpix_nside(L) for L in range(2, 300)) and math.log2(healpix_nside(48)) % 1 == 0
+
+
+def test_rounds_merge_to_median_of_medians_and_overall_minimum():
+    def row(fwd, fwd_min, err, note=""):
+        double = (lambda v: None if v is None else 2 * v)
+        return {"library": "sphcnn", "forward_ms": fwd, "inverse_ms": double(fwd), "forward_min_ms": fwd_min,
+                "inverse_min_ms": double(fwd_min), "roundtrip_rel_err": err, "setup_s": 0.1, "peak_mb": fwd, "note": note}
+
+    merged = merge_rounds([[row(3.0, 2.5, 1e-14)], [row(9.0, 1.5, 3e-14, "busy")], [row(4.0, 3.5, 2e-14)]])
+    assert len(merged) == 1
+    m = merged[0]
+    assert (m["forward_ms"], m["inverse_ms"], m["forward_min_ms"], m["inverse_min_ms"]) == (4.0, 8.0, 1.5, 3.0)
+    assert m["roundtrip_rel_err"] == 3e-14 and m["peak_mb"] == 9.0 and m["note"] == "busy"
+    failed = merge_rounds([[row(None, None, None, "crashed")], [row(2.0, 1.0, 1e-14)]])[0]
+    assert failed["forward_ms"] == 2.0 and failed["setup_s"] == 0.1 and failed["note"] == "crashed"
