@@ -267,3 +267,25 @@ def test_workspace_buffers_never_leak_into_results(fft_backend, gen, monkeypatch
         assert relative_error(clone(x1), c1) < 1e-13
     fwd.release_workspace()
     assert fwd.legendre.workspace.nbytes() == 0 and fwd.longitude.workspace.nbytes() == 0
+
+
+@pytest.mark.parametrize("matmul", ["torch", "numpy"])
+def test_both_matmul_backends_are_exact_with_gradients(matmul, gen, monkeypatch):
+    from sphcnn.spectral import _ring_legendre
+
+    chosen = []
+    monkeypatch.setattr(_ring_legendre, "_fastest_bmm", lambda *probe: chosen.append(probe) or matmul)
+    grid = S2Grid(9, "gl")
+    fwd, inv = SHT(grid, dtype=torch.float64), InverseSHT(grid, dtype=torch.float64)
+    c = random_coefficients(9, 3, generator=gen)
+    x = evaluate_sh(c, grid.points())
+    assert relative_error(inv(c), x) < 1e-13 and relative_error(fwd(x), c) < 1e-13
+    assert chosen and all(probe[1] == torch.float64 for probe in chosen)
+    t = torch.randn(2, *grid.shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: inv(fwd(t)), (t,))  # the backward multiplies transposed tables
+
+
+def test_the_matmul_probe_returns_a_backend():
+    from sphcnn.spectral._ring_legendre import _fastest_bmm
+
+    assert _fastest_bmm((4, 3, 5, 6), torch.float64, torch.get_num_threads()) in ("torch", "numpy")

@@ -6,9 +6,11 @@ input; on "healpix" the analysis is refined iteratively (``iters``), as
 healpy's ``map2alm(iter=…)``.
 
 Two stages, as every fast SHT: a Fourier transform along each ring of equal
-colatitude (``rfft`` on "dh"/"gl", one FFT per ring length on HEALPix), then
-a contraction with the Legendre table over rings, one batched matmul per
-block of orders m. The table uses the equatorial symmetry
+colatitude (real FFTs into the cosine/sine "slabs" of :mod:`sphcnn.spectral._ring_fft`
+on "dh"/"gl", one complex FFT per ring length on HEALPix), then a contraction
+with the Legendre table over rings, one batched matmul per block of orders m
+and parity. Each whole transform is one autograd Function whose backward is
+the other transform with the same table. The table uses the equatorial symmetry
 λ_ℓm(π − θ) = (−1)^{ℓ+m} λ_ℓm(θ): only northern rings are stored and each
 block is split by the parity of ℓ + m, halving memory and flops. It lives in
 non-persistent buffers (so it follows ``.to(device)`` and stays out of
