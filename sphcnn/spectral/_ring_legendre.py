@@ -149,7 +149,8 @@ def _fastest_bmm(shape: tuple[int, int, int, int], dtype: torch.dtype, threads: 
 
     On the AMD EPYC of our benchmarks torch's (MKL's) float64 kernels ran at a third to a half of numpy's
     (OpenBLAS's) speed on these small matrices (78 µs against 167–211 µs for [32, 64, 64] @ [32, 64, 16] on
-    two threads; a whole GL L = 128 float64 round trip, 16 maps, 8 % faster), its float32 ones on par.
+    two threads; a whole GL L = 128 float64 round trip, 16 maps, 8 % faster), its float32 ones on par. numpy's
+    matmul runs on OpenBLAS's pool (started by numpy's import, sized by ``OPENBLAS_NUM_THREADS``), not ours.
     """
     mb, n, k, cols = shape
     a, b, out = torch.randn(mb, n, k, dtype=dtype), torch.randn(mb, k, cols, dtype=dtype), torch.empty(mb, n, cols, dtype=dtype)
