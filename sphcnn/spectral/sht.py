@@ -70,7 +70,7 @@ class _Longitude(TableModule):
                                  persistent=False)
             self.register_buffer("pixel_inverse", torch.from_numpy(np.argsort(np.concatenate(pix_cat))),
                                  persistent=False)
-            south = np.arange(plan.south_start + plan.n_pairs - 1, plan.south_start - 1, -1)
+            south = np.arange(plan.south.start, plan.south.stop, plan.south.step)  # mirrors of the paired rings
             self.register_buffer("south", torch.from_numpy(south), persistent=False)
         self._build_tables(dtype, torch.device("cpu"))
 
