@@ -142,6 +142,13 @@ def _numpy_bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
     np.matmul(a.numpy(), b.numpy(), out=out.numpy())
 
 
+def _torch_bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
+    torch.bmm(a, b, out=out)
+
+
+_BMM = {"torch": _torch_bmm, "numpy": _numpy_bmm}  # the Legendre matmul backends, in probe order
+
+
 @lru_cache(maxsize=None)
 def _fastest_bmm(shape: tuple[int, int, int, int], dtype: torch.dtype, threads: int) -> str:
     """torch's ``bmm`` or numpy's ``matmul`` for ``[mb, n, k] @ [mb, k, cols]``, whichever is faster here (timed
@@ -154,8 +161,8 @@ def _fastest_bmm(shape: tuple[int, int, int, int], dtype: torch.dtype, threads: 
     """
     mb, n, k, cols = shape
     a, b, out = torch.randn(mb, n, k, dtype=dtype), torch.randn(mb, k, cols, dtype=dtype), torch.empty(mb, n, cols, dtype=dtype)
-    run = {"torch": lambda: torch.bmm(a, b, out=out), "numpy": lambda: _numpy_bmm(a, b, out)}
-    return _faster(f"Legendre matmul {list(shape)}, {dtype}, {threads} threads", lambda name: run[name](), tuple(run))
+    return _faster(f"Legendre matmul {list(shape)}, {dtype}, {threads} threads", lambda name: _BMM[name](a, b, out),
+                   tuple(_BMM))
 
 
 class RingLegendre(TableModule):
@@ -196,15 +203,22 @@ class RingLegendre(TableModule):
             return tuple(t.transpose(1, 2) for t in tables)
         return tables
 
-    def _bmm(self, like: torch.Tensor, hn: int, B: int):  # noqa: ANN202
-        """``bmm(a, b, out)`` by the backend the probe found faster for the first block's shape (CPU)."""
+    def _bmm(self, like: torch.Tensor, B: int):  # noqa: ANN202
+        """``bmm(a, b, out)`` by the backend the probe found faster for the first region's shape (CPU)."""
         if like.device.type != "cpu":
-            return lambda a, b, out: torch.bmm(a, b, out=out)
-        m0, m1 = self.plan.m_blocks[0]
-        shape = (m1 - m0, self.plan.L - m0 - (self.plan.L - m0) // 2, hn, 2 * B)
-        if _fastest_bmm(shape, like.dtype, torch.get_num_threads()) == "numpy":
-            return _numpy_bmm
-        return lambda a, b, out: torch.bmm(a, b, out=out)
+            return _torch_bmm
+        first = self.plan.regions[0]
+        shape = (first.m1 - first.m0, first.n_d, self.plan.n_north, 2 * B)
+        return _BMM[_fastest_bmm(shape, like.dtype, torch.get_num_threads())]
+
+    def _region_tables(self, rings_to_rows: bool):  # noqa: ANN202
+        """Each region with its table, one block's tables alive at a time (above ``max_table_bytes`` they are
+        computed here, block by block)."""
+        block, tables = None, None
+        for r in self.plan.regions:
+            if r.block != block:
+                block, tables = r.block, self._tables(r.block, rings_to_rows)
+            yield r, tables[r.parity]
 
     def contract(self, H: torch.Tensor) -> torch.Tensor:
         """Ring slabs ``H [2, ≥ 2L, n_north, B]`` (northern rings, then their mirrors; zero for unpaired rings)
@@ -219,11 +233,10 @@ class RingLegendre(TableModule):
         torch.add(north, south, out=fold[0])
         torch.sub(north, south, out=fold[1])
         rows = self.workspace.empty("contract rows", (p.n_rows, B), H)
-        block_tables = [self._tables(i, rings_to_rows=True) for i in range(len(p.m_blocks))]
-        bmm = self._bmm(H, hn, B)
-        for r in p.regions:
+        bmm = self._bmm(H, B)
+        for r, table in self._region_tables(rings_to_rows=True):
             mb = r.m1 - r.m0
-            bmm(block_tables[r.block][r.parity], fold[r.parity, r.m0:r.m1].view(mb, hn, 2 * B),
+            bmm(table, fold[r.parity, r.m0:r.m1].view(mb, hn, 2 * B),
                 rows[r.start: r.start + 2 * mb * r.n_d].view(mb, r.n_d, 2 * B))
         return torch.index_select(rows, 0, self.gather, out=fresh((L * L, B), rows)).T
 
@@ -239,11 +252,10 @@ class RingLegendre(TableModule):
         padded[LL] = 0
         rows = torch.index_select(padded, 0, self.scatter, out=self.workspace.empty("expand rows", (p.n_rows, B), c))
         planes = self.workspace.empty("expand planes", (2, L, hn, 2, B), c)  # [parity, m, ring, part, batch]
-        block_tables = [self._tables(i, rings_to_rows=False) for i in range(len(p.m_blocks))]
-        bmm = self._bmm(c, hn, B)
-        for r in p.regions:
+        bmm = self._bmm(c, B)
+        for r, table in self._region_tables(rings_to_rows=False):
             mb = r.m1 - r.m0
-            bmm(block_tables[r.block][r.parity], rows[r.start: r.start + 2 * mb * r.n_d].view(mb, r.n_d, 2 * B),
+            bmm(table, rows[r.start: r.start + 2 * mb * r.n_d].view(mb, r.n_d, 2 * B),
                 planes[r.parity, r.m0:r.m1].view(mb, hn, 2 * B))
         even, odd = planes
         north, south = (out[i, :2 * L].view(L, 2, hn, B).transpose(1, 2) for i in (0, 1))
