@@ -42,7 +42,6 @@ from .grids import S2Grid
 
 DEFAULT_MAX_TABLE_BYTES = 4 * 2**30
 _ENGINES: dict[tuple, Engine] = {}  # the engine probe's choices (see _TransformBase._engine)
-_PROBE_CALLS = 3
 
 
 class _Longitude(TableModule):
@@ -195,8 +194,6 @@ class _TransformBase(nn.Module):
 
         Timing whole transforms, not their matmuls alone, counts what the engines do to the FFT between them:
         at GL L = 128 on two threads the numpy matmul won alone in float32 but its round trip was 7 % slower.
-        Each timing is of a few calls in a row, as a transform meets itself in a loop (a torch engine's call
-        leaves OpenMP threads spinning into the next call's FFT).
         """
         if like.device.type != "cpu":
             return "torch"
@@ -204,9 +201,12 @@ class _TransformBase(nn.Module):
         key = (self.grid.kind, self.grid.L, self.L, self.legendre.is_forward, synthesis, batch, like.dtype,
                torch.get_num_threads())
         if key not in _ENGINES:
-            shape = (batch, self.L ** 2) if synthesis else (batch, *self.grid.shape)
-            probe, transform = torch.randn(shape, dtype=like.dtype), self._synthesize if synthesis else self._analyze
-            run = lambda engine: [transform(probe, engine) for _ in range(_PROBE_CALLS)]  # noqa: E731
+            if synthesis:
+                probe = torch.randn(batch, self.L ** 2, dtype=like.dtype)
+                run = lambda engine: self._synthesize(probe, engine)  # noqa: E731
+            else:
+                probe = torch.randn(batch, *self.grid.shape, dtype=like.dtype)
+                run = lambda engine: self._analyze(probe, engine)  # noqa: E731
             label = f"S² {'synthesis' if synthesis else 'analysis'} engine, {self.grid.kind} L={self.L}, {batch} maps, " \
                     f"{like.dtype}, {key[-1]} threads"
             _ENGINES[key] = _faster(label, run, ("numpy", "torch"))
