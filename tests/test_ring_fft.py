@@ -1,4 +1,4 @@
-"""Ring DFTs in the slab layout: every CPU backend against direct sums, c2r synthesis, errors."""
+"""Ring DFTs in the slab layout: every CPU backend against direct sums, mirrored rings, c2r synthesis, errors."""
 
 import math
 
@@ -18,54 +18,58 @@ def cos_sin(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def direct_slabs(x: torch.Tensor) -> torch.Tensor:
-    """The slabs by explicit sums (module docstring): [P, B, R, n] → [P, n + 1, R, B], slab 0 = 0."""
+    """The slabs by explicit sums (module docstring): [B, R, n] → [n + 1, R, B], slab 0 = 0."""
     n = x.shape[-1]
     cos, sin = cos_sin(n)
-    H = torch.zeros(x.shape[0], n + 1, x.shape[2], x.shape[1], dtype=torch.float64)
-    H[:, 1] = x.sum(-1).transpose(1, 2)
+    H = torch.zeros(n + 1, x.shape[1], x.shape[0], dtype=torch.float64)
+    H[1] = x.sum(-1).T
     for m in range(1, n // 2 + 1):
-        H[:, 2 * m] = (x * cos[m]).sum(-1).transpose(1, 2)
+        H[2 * m] = (x * cos[m]).sum(-1).T
         if 2 * m + 1 <= n:
-            H[:, 2 * m + 1] = (x * sin[m]).sum(-1).transpose(1, 2)
+            H[2 * m + 1] = (x * sin[m]).sum(-1).T
     return H
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("n", [15, 16, 21])
-def test_slabs_match_direct_sums(backend, n, gen):
-    x = torch.randn(2, 3, 6, n, generator=gen, dtype=torch.float64)
-    H = torch.full((2, n + 3, 6, 3), math.nan, dtype=torch.float64)
-    rings_to_slabs(x, H, backend)
-    assert torch.isnan(H[:, 0]).all() and torch.isnan(H[:, n + 1:]).all()  # slab 0 and the spare ones are the caller's
-    assert torch.allclose(H[:, 1:n + 1], direct_slabs(x)[:, 1:], atol=1e-12)
+def test_slabs_match_direct_sums_also_on_mirrored_rings(backend, n, gen):
+    x = torch.randn(3, 6, n, generator=gen, dtype=torch.float64)
+    expected = direct_slabs(x)
+    H = torch.full((n + 1, 6, 3), math.nan, dtype=torch.float64)
+    rings_to_slabs(x, slice(0, 6, 1), H, backend)
+    assert torch.isnan(H[0]).all()  # slab 0 is the caller's
+    assert torch.allclose(H[1:], expected[1:], atol=1e-12)
+    mirrored = torch.full((n + 1, 3, 3), math.nan, dtype=torch.float64)
+    rings_to_slabs(x, slice(5, 2, -1), mirrored, backend)  # rings 5, 4, 3
+    assert torch.allclose(mirrored[1:], expected[1:, [5, 4, 3]], atol=1e-12)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("n, L", [(15, 8), (16, 8), (21, 5)])
-def test_synthesis_is_the_c2r_of_orders_below_L(backend, n, L, gen):
-    H = torch.randn(2, n + 1, 3, 4, generator=gen, dtype=torch.float64)
+def test_synthesis_is_the_c2r_of_orders_below_L_written_only_at_the_rings(backend, n, L, gen):
+    H = torch.randn(n + 1, 3, 2, generator=gen, dtype=torch.float64)
     cos, sin = cos_sin(n)
-    Hb = H.permute(0, 3, 2, 1)[..., None]  # [P, B, R, slab, 1]
-    expected = Hb[..., 1, :] * torch.ones(n, dtype=torch.float64)
+    expected = H[1].T[..., None] * torch.ones(n, dtype=torch.float64)
     for m in range(1, L):
-        expected = expected + 2 * (Hb[..., 2 * m, :] * cos[m] + Hb[..., 2 * m + 1, :] * sin[m])
-    out = torch.full((2, 4, 3, n), math.nan, dtype=torch.float64)
-    slabs_to_rings(H.clone(), L, out, backend)
-    assert torch.allclose(out, expected, atol=1e-12)
+        expected = expected + 2 * (H[2 * m].T[..., None] * cos[m] + H[2 * m + 1].T[..., None] * sin[m])
+    out = torch.full((2, 7, n), math.nan, dtype=torch.float64)
+    slabs_to_rings(H.clone(), L, slice(6, 3, -1), out, backend)  # rings 6, 5, 4
+    assert torch.allclose(out[:, [6, 5, 4]], expected, atol=1e-12)
+    assert torch.isnan(out[:, :4]).all()  # other rings untouched
 
 
 def test_backends_agree_in_float32(gen):
-    x = torch.randn(2, 4, 6, 31, generator=gen)
+    x = torch.randn(4, 6, 31, generator=gen)
     reference = direct_slabs(x.double())
-    H = torch.randn(2, 32, 6, 4, generator=gen)
+    H = torch.randn(32, 6, 4, generator=gen)
     outputs = []
     for backend in BACKENDS:
-        slabs = torch.zeros(2, 32, 6, 4)
-        rings_to_slabs(x, slabs, backend)
+        slabs = torch.zeros(32, 6, 4)
+        rings_to_slabs(x, slice(0, 6, 1), slabs, backend)
         assert slabs.dtype == torch.float32
-        assert torch.allclose(slabs[:, 1:].double(), reference[:, 1:], atol=1e-4)
-        out = torch.empty(2, 4, 6, 31)
-        slabs_to_rings(H.clone(), 16, out, backend)
+        assert torch.allclose(slabs[1:].double(), reference[1:], atol=1e-4)
+        out = torch.empty(4, 6, 31)
+        slabs_to_rings(H.clone(), 16, slice(0, 6, 1), out, backend)
         outputs.append(out)
     assert all(torch.allclose(out, outputs[0], atol=1e-4) for out in outputs)
 

@@ -1,6 +1,5 @@
 """Mathematical properties of the S² transforms: exactness, known functions, Parseval, gradients, errors."""
 
-import importlib
 import math
 
 import numpy as np
@@ -140,8 +139,7 @@ def test_gradcheck():
 
 @pytest.mark.parametrize("grid", [S2Grid(6, "dh"), S2Grid(7, "gl"), S2Grid(6, "gl"), S2Grid(6, "healpix", nside=2)],
                          ids=["dh-pole-and-equator", "gl-equator", "gl-no-equator", "healpix"])
-@pytest.mark.parametrize("engine", ["numpy", "torch"])
-def test_legendre_stage_directions_are_adjoint(grid, engine, gen):
+def test_legendre_stage_directions_are_adjoint(grid, gen):
     """⟨contract(H), c⟩ = ⟨H, expand(c / expand_scale)⟩ (real inner products), for coefficient-major and
     batch-major coefficients: with the ring stage's halving, each transform's backward is the other."""
     for forward in (SHT(grid, dtype=torch.float64), InverseSHT(grid, dtype=torch.float64)):
@@ -149,9 +147,9 @@ def test_legendre_stage_directions_are_adjoint(grid, engine, gen):
         L, hn = forward.L, stage.plan.n_north
         H = torch.randn(2, 2 * L, hn, 3, dtype=torch.float64, generator=gen)
         c = torch.randn(3, L * L, dtype=torch.float64, generator=gen)
-        lhs = (stage.contract(H, engine) * c).sum()
+        lhs = (stage.contract(H) * c).sum()
         for coefficients in (c, c.T.contiguous().T):
-            expanded = stage.expand(coefficients / stage.expand_scale, torch.full_like(H, math.nan), engine)
+            expanded = stage.expand(coefficients / stage.expand_scale, torch.full_like(H, math.nan))
             assert abs(lhs - (H * expanded).sum()) < 1e-12 * abs(lhs)
 
 
@@ -246,7 +244,6 @@ def test_workspace_buffers_never_leak_into_results(fft_backend, gen, monkeypatch
     import pickle
 
     from sphcnn.spectral import _workspace
-    from sphcnn.spectral._ring_legendre import SCRATCH
 
     monkeypatch.setattr(_workspace, "MIN_BYTES", 0)
     monkeypatch.setattr(_ring_fft, "_fastest_rings", lambda *probe: fft_backend)
@@ -259,65 +256,36 @@ def test_workspace_buffers_never_leak_into_results(fft_backend, gen, monkeypatch
     a1 = fwd(x1)
     a2 = fwd(x2)
     assert torch.equal(x1, x1_copy) and relative_error(a1, c1) < 1e-13 and relative_error(a2, c2) < 1e-13
-    assert SCRATCH.nbytes() > 0  # the folds, slabs and rows, shared by both modules
+    assert fwd.legendre.workspace.nbytes() > 0
+    assert fwd.longitude.workspace.nbytes() > 0  # the ring slabs between the two stages
+    assert inv.legendre.workspace.nbytes() > 0  # the coefficients and planes of the expansion
     x = torch.randn(2, *grid.shape, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: inv(fwd(t)), (x,))
     assert torch.autograd.gradcheck(lambda t: fwd(inv(t)), (c1.clone().requires_grad_(True),))
-    for clone in (copy.deepcopy(fwd), pickle.loads(pickle.dumps(fwd))):
+    for clone in (copy.deepcopy(fwd), pickle.loads(pickle.dumps(fwd))):  # copies start with an empty workspace
+        assert clone.legendre.workspace.nbytes() == 0 and clone.longitude.workspace.nbytes() == 0
         assert relative_error(clone(x1), c1) < 1e-13
     fwd.release_workspace()
-    assert SCRATCH.nbytes() == 0
+    assert fwd.legendre.workspace.nbytes() == 0 and fwd.longitude.workspace.nbytes() == 0
 
 
-@pytest.mark.parametrize("grid", [S2Grid(6, "dh"), S2Grid(7, "gl"), S2Grid(6, "gl")],
-                         ids=["dh-pole-and-equator", "gl-equator", "gl-no-equator"])
-@pytest.mark.parametrize("engine", ["numpy", "torch"])
-def test_the_fold_pairs_each_ring_with_its_mirror_and_unfold_is_its_adjoint(grid, engine, gen):
-    from sphcnn.spectral._ring_legendre import RingPlan, fold_rings, unfold_rings
-
-    plan = RingPlan.build(grid, grid.L)
-    R, n = grid.shape
-    theta = grid.ring_theta
-    x = torch.randn(3, R, n, dtype=torch.float64, generator=gen)
-    F = torch.full((2, 3, plan.n_north, n), math.nan, dtype=torch.float64)
-    fold_rings(plan, x, F, engine)
-    for r in range(plan.n_north):  # the mirror ring found by colatitude, independently of the plan
-        mirror = [s for s in range(R) if s != r and abs(theta[s] - (math.pi - theta[r])) < 1e-9]
-        other = x[:, mirror[0]] if mirror else 0
-        assert torch.allclose(F[0, :, r], x[:, r] + other) and torch.allclose(F[1, :, r], x[:, r] - other)
-    G = torch.randn(F.shape, dtype=torch.float64, generator=gen)
-    out = torch.full_like(x, math.nan)
-    unfold_rings(plan, G, out, engine)
-    assert abs((F * G).sum() - (x * out).sum()) < 1e-12 * (F * G).abs().sum()
-
-
-@pytest.mark.parametrize("engine", ["torch", "numpy"])
-@pytest.mark.parametrize("kind", ["gl", "dh", "healpix"])
-def test_both_engines_are_exact_with_gradients(engine, kind, gen, monkeypatch):
-    sht_module = importlib.import_module("sphcnn.spectral.sht")
+@pytest.mark.parametrize("matmul", ["torch", "numpy"])
+def test_both_matmul_backends_are_exact_with_gradients(matmul, gen, monkeypatch):
+    from sphcnn.spectral import _ring_legendre
 
     chosen = []
-    monkeypatch.setattr(sht_module, "_faster", lambda label, run, options: chosen.append(options) or engine)
-    monkeypatch.setattr(sht_module, "_ENGINES", {})
-    grid = S2Grid(9, kind, nside=4 if kind == "healpix" else None)
-    fwd, inv = SHT(grid, dtype=torch.float64, iters=0), InverseSHT(grid, dtype=torch.float64)
+    monkeypatch.setattr(_ring_legendre, "_fastest_bmm", lambda *probe: chosen.append(probe) or matmul)
+    grid = S2Grid(9, "gl")
+    fwd, inv = SHT(grid, dtype=torch.float64), InverseSHT(grid, dtype=torch.float64)
     c = random_coefficients(9, 3, generator=gen)
     x = evaluate_sh(c, grid.points())
-    assert relative_error(inv(c), x) < 1e-13
-    assert relative_error(fwd(x), c) < (0.1 if kind == "healpix" else 1e-13)  # HEALPix: one step, not exact
-    assert chosen == [("numpy", "torch")] * 2  # one probe per direction
+    assert relative_error(inv(c), x) < 1e-13 and relative_error(fwd(x), c) < 1e-13
+    assert chosen and all(probe[1] == torch.float64 for probe in chosen)
     t = torch.randn(2, *grid.shape, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: inv(fwd(t)), (t,))  # the backward multiplies transposed tables
 
 
-def test_the_engine_probe_times_whole_transforms_once_per_size(monkeypatch):
-    sht_module = importlib.import_module("sphcnn.spectral.sht")
+def test_the_matmul_probe_returns_a_backend():
+    from sphcnn.spectral._ring_legendre import _fastest_bmm
 
-    monkeypatch.setattr(sht_module, "_ENGINES", {})
-    grid = S2Grid(8, "gl")
-    fwd = SHT(grid, dtype=torch.float64)
-    for batch in (3, 4, 5):
-        fwd(torch.randn(batch, *grid.shape, dtype=torch.float64))
-    keys = sorted(sht_module._ENGINES)
-    assert [key[5] for key in keys] == [4, 8]  # batches 3 and 4 share the probe of 4 maps
-    assert all(engine in ("numpy", "torch") for engine in sht_module._ENGINES.values())
+    assert _fastest_bmm((4, 3, 5, 6), torch.float64, torch.get_num_threads()) in ("torch", "numpy")

@@ -16,11 +16,10 @@ The synthesis is the real inverse (c2r) of the same layout::
 
 so it is the adjoint of the analysis up to the factor 2 on m ≥ 1 (the caller scales by ½).
 
-The rings come folded by the equatorial symmetry (:mod:`sphcnn.spectral._ring_legendre`): one
-array per parity, ``[parity, batch, ring, sample]``. The numpy backends (ducc0, scipy's pocketfft
-binding) read it as it is and write the slabs ``[parity, slab, ring, batch]`` (batch innermost, as
-the Legendre matmuls read them) straight into the caller's buffer through a transposed view, and
-the reverse; torch's (the only one off the CPU) goes through its complex FFT and copies.
+Rings are selected by a ``slice`` (step ±1): the Legendre stage reads the southern rings in
+mirrored order. The numpy backends (ducc0, scipy's pocketfft binding) read and write them through
+strided views, with the ring axis transposed to the batch-innermost layout, and write straight into
+the caller's buffer; torch's (the only one off the CPU) goes through its complex FFT and copies.
 Backend choice: as :mod:`sphcnn.spectral._fft` (``"auto"`` times each, per direction and size).
 """
 
@@ -52,66 +51,84 @@ def _r2r(backend: str):  # noqa: ANN202
     raise ValueError(f"ring FFT backend {backend!r} is not available here (available: {list(ring_backends())})")
 
 
+def _ring_index(rings: slice, like: torch.Tensor) -> torch.Tensor:
+    return torch.arange(rings.start, rings.stop, rings.step, device=like.device)
+
+
+def _select_rings(x: torch.Tensor, rings: slice) -> torch.Tensor:
+    """``x[:, rings]`` for torch, which has no negative strides (a copy when the step is −1)."""
+    if rings.step == 1:
+        return x[:, rings]
+    return x.index_select(1, _ring_index(rings, x))
+
+
 def spectrum_to_slabs(X: torch.Tensor, out: torch.Tensor) -> None:
-    """Slabs 1 … 2L − 1 of ``out [..., ≥ 2L, R, B]`` from the complex spectra ``X [..., L, R, B]`` (X_m = Σ x e^{−imφ})."""
-    L = X.shape[-3]
+    """Slabs 1 … 2L − 1 of ``out [≥ 2L, R, B]`` from the complex spectra ``X [L, R, B]`` (X_m = Σ x e^{−imφ})."""
+    L = X.shape[0]
     Xr = torch.view_as_real(X)
-    out[..., 1, :, :].copy_(Xr[..., 0, :, :, 0])
+    out[1].copy_(Xr[0, ..., 0])
     if L > 1:
-        pairs = out[..., 2:2 * L, :, :].unflatten(-3, (L - 1, 2))
-        pairs.copy_(Xr[..., 1:, :, :, :].movedim(-1, -3))
-        pairs[..., 1, :, :].neg_()  # the sine sums are −Im X
+        pairs = out[2:2 * L].unflatten(0, (L - 1, 2))
+        pairs.copy_(Xr[1:].movedim(-1, 1))
+        pairs[:, 1].neg_()  # the sine sums are −Im X
 
 
 def slabs_to_spectrum(H: torch.Tensor, L: int) -> torch.Tensor:
-    """Complex ``Y [..., L, R, B]`` with Y_0 = H[1], Y_m = H[2m] − i H[2m + 1] from ``H [..., ≥ 2L, R, B]``:
-    x = Re Σ_m w_m Y_m e^{imφ} (w = 1, 2, 2, …)."""
-    Y = H.new_empty((*H.shape[:-3], L, *H.shape[-2:]), dtype=H.dtype.to_complex())
+    """Complex ``Y [L, R, B]`` with Y_0 = H[1], Y_m = H[2m] − i H[2m + 1]: x = Re Σ_m w_m Y_m e^{imφ} (w = 1, 2, 2, …)."""
+    Y = H.new_empty((L, *H.shape[1:]), dtype=H.dtype.to_complex())
     Yr = torch.view_as_real(Y)
-    Yr[..., 0, :, :, 0] = H[..., 1, :, :]
-    Yr[..., 0, :, :, 1] = 0
+    Yr[0, ..., 0] = H[1]
+    Yr[0, ..., 1] = 0
     if L > 1:
-        Yr[..., 1:, :, :, :].copy_(H[..., 2:2 * L, :, :].unflatten(-3, (L - 1, 2)).movedim(-3, -1))
-        Yr[..., 1:, :, :, 1].neg_()
+        Yr[1:].copy_(H[2:2 * L].unflatten(0, (L - 1, 2)).movedim(1, -1))
+        Yr[1:, ..., 1].neg_()
     return Y
 
 
-def rings_to_slabs(x: torch.Tensor, out: torch.Tensor, backend: str) -> None:
-    """Slabs ``out[:, 1:n + 1] [P, n, C, B]`` of the real rings ``x [P, B, C, n]``; other slabs untouched."""
+def rings_to_slabs(x: torch.Tensor, rings: slice, out: torch.Tensor, backend: str) -> None:
+    """Slabs ``out[1:] [n, count, B]`` of the rings ``x[:, rings]`` of real ``x [B, R, n]``; ``out[0]`` untouched."""
     n = x.shape[-1]
     if backend == "torch":
-        spectrum = torch.fft.rfft(x).permute(0, 3, 2, 1)  # [P, n//2 + 1, C, B]
+        spectrum = torch.fft.rfft(_select_rings(x, rings)).permute(2, 1, 0)  # [n//2 + 1, count, B]
         L = (n + 1) // 2  # the orders with both a cosine and a sine slab, and m = 0
-        spectrum_to_slabs(spectrum[:, :L], out)
+        spectrum_to_slabs(spectrum[:L], out)
         if n % 2 == 0:  # the Nyquist order has a cosine slab only
-            out[:, n].copy_(spectrum[:, n // 2].real)
+            out[n].copy_(spectrum[n // 2].real)
         return
-    _r2r(backend)(x.detach().numpy(), axes=(3,), real2hermitian=True, forward=False, inorm=0,
-                  out=out[:, 1:n + 1].numpy().transpose(0, 3, 2, 1), nthreads=torch.get_num_threads())
+    xn = x.detach().numpy()[:, rings].transpose(2, 1, 0)
+    _r2r(backend)(xn, axes=(0,), real2hermitian=True, forward=False, inorm=0, out=out[1:].numpy(),
+                  nthreads=torch.get_num_threads())
 
 
-def slabs_to_rings(H: torch.Tensor, L: int, out: torch.Tensor, backend: str) -> None:
-    """The rings ``out [P, B, C, n]`` from the slabs ``H [P, ≥ n + 1, C, B]`` of orders m < L (c2r, see the module
-    docstring); H is scratch: its slabs ≥ 2L are zeroed here."""
+def slabs_to_rings(H: torch.Tensor, L: int, rings: slice, out: torch.Tensor, backend: str) -> None:
+    """Write the rings ``out[:, rings]`` of ``out [B, R, n]`` from the slabs ``H [n + 1, count, B]`` of orders
+    m < L (c2r, see the module docstring); H is scratch: its slabs ≥ 2L are zeroed here."""
     n = out.shape[-1]
     if backend == "torch":
-        out.copy_(torch.fft.irfft(slabs_to_spectrum(H, L).permute(0, 3, 2, 1), n=n, norm="forward"))
+        rows = torch.fft.irfft(slabs_to_spectrum(H, L).permute(2, 1, 0), n=n, norm="forward")
+        if rings.step == 1:
+            out[:, rings] = rows
+        else:
+            out.index_copy_(1, _ring_index(rings, out), rows)
         return
-    H[:, 2 * L:] = 0
-    _r2r(backend)(H[:, 1:n + 1].numpy(), axes=(1,), real2hermitian=False, forward=True, inorm=0,
-                  out=out.numpy().transpose(0, 3, 2, 1), nthreads=torch.get_num_threads())
+    H[2 * L:] = 0
+    target = out.numpy()[:, rings].transpose(2, 1, 0)
+    _r2r(backend)(H[1:].numpy(), axes=(0,), real2hermitian=False, forward=True, inorm=0, out=target,
+                  nthreads=torch.get_num_threads())
 
 
 @lru_cache(maxsize=None)
 def _fastest_rings(n: int, count: int, batch: int, dtype: torch.dtype, threads: int, inverse: bool) -> str:
-    """The backend of one direction for ``batch`` maps (a :func:`probe_count`) of ``count`` rings of length n per
-    parity, timed on both parities in the Legendre stage's layout."""
-    x = torch.randn(2, batch, count, n, dtype=dtype)
-    H = torch.randn(2, n + 1, count, batch, dtype=dtype)
-    label = f"{'inverse ' if inverse else ''}ring slabs n={n}, {batch}x2x{count} rings, {dtype}, {threads} threads"
+    """The backend of one direction for ``batch`` maps (a :func:`probe_count`) of ``count`` rings of length n,
+    timed on the Legendre stage's north/south split (two calls, the second on mirrored rings)."""
+    x = torch.randn(batch, 2 * count, n, dtype=dtype)
+    H = torch.randn(n + 1, count, batch, dtype=dtype)
+    label = f"{'inverse ' if inverse else ''}ring slabs n={n}, {batch}x{2 * count} rings, {dtype}, {threads} threads"
+    halves = (slice(0, count, 1), slice(2 * count - 1, count - 1, -1))
     if not inverse:
-        return _faster(label, lambda b: rings_to_slabs(x, H, b), ring_backends())
-    return _faster(label, lambda b: slabs_to_rings(H, (n + 1) // 2, x, b), ring_backends())
+        return _faster(label, lambda b: [rings_to_slabs(x, half, H, b) for half in halves], ring_backends())
+    L = (n + 1) // 2
+    return _faster(label, lambda b: [slabs_to_rings(H, L, half, x, b) for half in halves], ring_backends())
 
 
 def ring_backend(option: FFTBackend, like: torch.Tensor, n: int, count: int, batch: int, inverse: bool) -> str:

@@ -1,41 +1,31 @@
-"""The Legendre stage of the SHT: ring slabs of orders m ↔ real SH coefficients, and the equatorial fold.
+"""The Legendre stage of the SHT: ring slabs of orders m ↔ real SH coefficients.
 
 Analysis contracts the cosine and sine sums of each order m over rings (the slabs of
 :mod:`sphcnn.spectral._ring_fft`) with the weighted table λ_ℓm(θ_r) w_r; synthesis
 expands coefficients back to slabs. Both use the equatorial symmetry λ_ℓm(π − θ) =
-(−1)^{ℓ+m} λ_ℓm(θ): before the ring FFT, :func:`fold_rings` turns each northern ring
-and its mirror into their sum (the even parity ℓ + m sees only it) and difference (odd),
-so only northern rings are stored and every block of orders m costs half-size matmuls;
-:func:`unfold_rings`, its adjoint, undoes it after the synthesis FFT. Folding the samples
-(contiguous rows, the mirror read through a negative-stride view) rather than the
-spectra lets the FFT write straight into the matmuls' input, with no transposing pass.
+(−1)^{ℓ+m} λ_ℓm(θ): the ring FFT writes the northern rings and, separately, their
+mirrors in the same order, so the fold into sums (even ℓ + m) and differences (odd) is
+two elementwise ops over contiguous memory; only northern rings are stored and each
+block of orders m costs half-size matmuls.
 
-The cosine and sine planes of an order are separate ``[rings, batch]`` planes, so one
-matmul per block and parity (the two planes of an order share the table: a broadcast
-batch) writes rows of whole batches, and the one reordering between block rows and
+The cosine and sine planes of an order are separate ``[rings, batch]`` planes, so every
+matmul writes rows of whole batches and the one reordering between block rows and
 coefficients ``ℓ² + ℓ + m`` moves rows of ``batch`` values with an L²-entry index
 (a gather of single interleaved elements, as complex spectra need, took 3–10× as long).
 The two directions (``contract`` and ``expand``) are mutually adjoint with the same
 table; :mod:`sphcnn.spectral.sht` makes each whole transform's backward the other one.
-
-Engines: the matmuls, gathers and folds of a call run either all in numpy (OpenBLAS, one
-thread for these small matrices) or all in torch (MKL and torch's OpenMP pool). A numpy
-pipeline wakes no OpenMP team, whose threads would spin for milliseconds after each
-parallel op and take the second core from the FFT's own threads (see
-:mod:`sphcnn.spectral._fft`); torch's kernels are multithreaded. Which wins depends on
-the size, dtype and machine, so :mod:`sphcnn.spectral.sht` times whole transforms with
-each, once per size. Off the CPU: torch.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from functools import lru_cache
 
 import numpy as np
 import torch
 
+from ._fft import _faster
 from ._tables import TableModule
 from ._workspace import Workspace, fresh
 from .grids import S2Grid
@@ -52,7 +42,7 @@ MIN_M_BLOCK = 32
 class Region:
     """Rows ``[start, start + 2·(m1 − m0)·n_d)`` of the block outputs: orders m0 … m1 − 1, degrees ℓ = m + d for
     d ≡ parity (mod 2), d < L − m0; the cosine (part 0) and sine (part 1) rows of (m, d) are
-    ``start + (2·(m − m0) + part)·n_d + d // 2``."""
+    ``start + 2·((m − m0)·n_d + d // 2) + part``."""
 
     block: int
     parity: int
@@ -123,11 +113,11 @@ class RingPlan:
         for r in regions:
             for m in range(r.m0, r.m1):
                 ells = np.arange(m + r.parity, L, 2)
+                rows = r.start + 2 * ((m - r.m0) * r.n_d + (ells - m) // 2)
                 for part in (0, 1) if m > 0 else (1,):  # m = 0: one cosine plane, in the place of a sine plane
-                    rows = r.start + (2 * (m - r.m0) + part) * r.n_d + (ells - m) // 2
                     coeffs = ells * ells + ells + (-m if part == 1 and m > 0 else m)
-                    gather[coeffs] = rows
-                    scatter[rows] = coeffs
+                    gather[coeffs] = rows + part
+                    scatter[rows + part] = coeffs
         return RingPlan(L=L, n_rings=R, n_north=n_north, pair_start=pair_start, n_pairs=n_pairs,
                         south_start=int(south[-1]) if n_pairs else R,
                         unpaired=tuple(r for r in range(n_north) if not pair_start <= r < pair_start + n_pairs),
@@ -148,64 +138,31 @@ class RingPlan:
         return tuple(np.ascontiguousarray(t.transpose(0, 2, 1)) for t in (lam[:, 0::2], lam[:, 1::2]))
 
 
-Engine = Literal["numpy", "torch"]
-
-# The scratch buffers of every S² transform (this stage's rows, the ring stage's folds and slabs), per thread: they
-# never outlive a call, so a forward and an inverse transform share one set, and their working set stays smaller.
-SCRATCH = Workspace()
+def _numpy_bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
+    np.matmul(a.numpy(), b.numpy(), out=out.numpy())
 
 
-def fold_rings(plan: RingPlan, x: torch.Tensor, out: torch.Tensor, engine: Engine) -> None:
-    """``out [2, B, n_north, n]``: the sums x_r + x_r' and differences x_r − x_r' of the northern rings r of
-    ``x [B, R, n]`` and their mirrors r' (both x_r where r has none: a pole, or the equator)."""
-    a, b = plan.pair_start, plan.pair_start + plan.n_pairs
-    if engine == "numpy":
-        xn, on = x.detach().numpy(), out.numpy()
-        north, south = xn[:, a:b], xn[:, plan.south]
-        np.add(north, south, out=on[0, :, a:b])
-        np.subtract(north, south, out=on[1, :, a:b])
-    else:
-        north, south = x[:, a:b], x[:, plan.south_start:plan.south_start + plan.n_pairs].flip(1)
-        torch.add(north, south, out=out[0, :, a:b])
-        torch.sub(north, south, out=out[1, :, a:b])
-    for r in plan.unpaired:
-        out[:, :, r] = x[:, r]
+def _torch_bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
+    torch.bmm(a, b, out=out)
 
 
-def unfold_rings(plan: RingPlan, F: torch.Tensor, out: torch.Tensor, engine: Engine) -> None:
-    """The adjoint of :func:`fold_rings`: the rings ``out [B, R, n]`` from ``F [2, B, n_north, n]`` (ring r: even +
-    odd, its mirror: even − odd)."""
-    a, b = plan.pair_start, plan.pair_start + plan.n_pairs
-    if engine == "numpy":
-        Fn, on = F.numpy(), out.numpy()
-        np.add(Fn[0, :, a:b], Fn[1, :, a:b], out=on[:, a:b])
-        np.subtract(Fn[0, :, a:b], Fn[1, :, a:b], out=on[:, plan.south])
-    else:
-        torch.add(F[0, :, a:b], F[1, :, a:b], out=out[:, a:b])
-        out[:, plan.south_start:plan.south_start + plan.n_pairs] = (F[0, :, a:b] - F[1, :, a:b]).flip(1)
-    for r in plan.unpaired:
-        torch.add(F[0, :, r], F[1, :, r], out=out[:, r])
+_BMM = {"torch": _torch_bmm, "numpy": _numpy_bmm}  # the Legendre matmul backends, in probe order
 
 
-def _numpy_matmul(table: torch.Tensor, planes: torch.Tensor, out: torch.Tensor) -> None:
-    np.matmul(table.numpy()[:, None], planes.numpy(), out=out.numpy())
+@lru_cache(maxsize=None)
+def _fastest_bmm(shape: tuple[int, int, int, int], dtype: torch.dtype, threads: int) -> str:
+    """torch's ``bmm`` or numpy's ``matmul`` for ``[mb, n, k] @ [mb, k, cols]``, whichever is faster here (timed
+    once per shape, dtype and thread count, like the FFT backends; both directions use the analysis' shape).
 
-
-def _torch_matmul(table: torch.Tensor, planes: torch.Tensor, out: torch.Tensor) -> None:
-    torch.matmul(table.unsqueeze(1), planes, out=out)
-
-
-def _numpy_rows(source: torch.Tensor, index: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    np.take(source.numpy(), index.numpy(), axis=0, out=out.numpy(), mode="clip")  # "raise" would buffer ``out``
-    return out
-
-
-def _torch_rows(source: torch.Tensor, index: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    return torch.index_select(source, 0, index, out=out)
-
-
-_MATMUL = {"torch": _torch_matmul, "numpy": _numpy_matmul}  # ``table [mb, n, k] @ planes [mb, 2, k, B]``, by engine
-_ROWS = {"torch": _torch_rows, "numpy": _numpy_rows}
+    On the AMD EPYC of our benchmarks torch's (MKL's) float64 kernels ran at a third to a half of numpy's
+    (OpenBLAS's) speed on these small matrices (78 µs against 167–211 µs for [32, 64, 64] @ [32, 64, 16] on
+    two threads; a whole GL L = 128 float64 round trip, 16 maps, 8 % faster), its float32 ones on par. numpy's
+    matmul runs on OpenBLAS's pool (started by numpy's import, sized by ``OPENBLAS_NUM_THREADS``), not ours.
+    """
+    mb, n, k, cols = shape
+    a, b, out = torch.randn(mb, n, k, dtype=dtype), torch.randn(mb, k, cols, dtype=dtype), torch.empty(mb, n, cols, dtype=dtype)
+    return _faster(f"Legendre matmul {list(shape)}, {dtype}, {threads} threads", lambda name: _BMM[name](a, b, out),
+                   tuple(_BMM))
 
 
 class RingLegendre(TableModule):
@@ -216,19 +173,17 @@ class RingLegendre(TableModule):
         self.plan = plan
         self.is_forward = forward
         self.stored = self.plan.table_bytes(torch.finfo(dtype).bits // 8) <= max_table_bytes
+        self.workspace = Workspace()
         self.register_buffer("gather", torch.from_numpy(plan.gather), persistent=False)
         self.register_buffer("scatter", torch.from_numpy(plan.scatter), persistent=False)
         self._build_tables(dtype, torch.device("cpu"))
 
     def _build_tables(self, dtype: torch.dtype, device: torch.device) -> None:
         self.table_dtype = dtype
-        # the ring synthesis counts orders m > 0 twice (c2r), so expand halves their coefficients; row_scale is the
-        # same per block row, zero at padding
+        # the ring synthesis counts orders m > 0 twice (c2r), so expand halves their coefficients
         m = np.concatenate([np.arange(-ell, ell + 1) for ell in range(self.plan.L)])
-        scale = np.where(m == 0, 1.0, 0.5)
-        row_scale = np.append(scale, 0.0)[self.plan.scatter]
-        for name, values in (("expand_scale", scale), ("row_scale", row_scale)):
-            self.register_buffer(name, torch.from_numpy(values).to(dtype=dtype, device=device), persistent=False)
+        self.register_buffer("expand_scale", torch.from_numpy(np.where(m == 0, 1.0, 0.5)).to(dtype=dtype, device=device),
+                             persistent=False)
         for i, (m0, m1) in enumerate(self.plan.m_blocks):
             even = odd = None
             if self.stored:
@@ -248,6 +203,14 @@ class RingLegendre(TableModule):
             return tuple(t.transpose(1, 2) for t in tables)
         return tables
 
+    def _bmm(self, like: torch.Tensor, B: int):  # noqa: ANN202
+        """``bmm(a, b, out)`` by the backend the probe found faster for the first region's shape (CPU)."""
+        if like.device.type != "cpu":
+            return _torch_bmm
+        first = self.plan.regions[0]
+        shape = (first.m1 - first.m0, first.n_d, self.plan.n_north, 2 * B)
+        return _BMM[_fastest_bmm(shape, like.dtype, torch.get_num_threads())]
+
     def _region_tables(self, rings_to_rows: bool):  # noqa: ANN202
         """Each region with its table, one block's tables alive at a time (above ``max_table_bytes`` they are
         computed here, block by block)."""
@@ -257,46 +220,45 @@ class RingLegendre(TableModule):
                 block, tables = r.block, self._tables(r.block, rings_to_rows)
             yield r, tables[r.parity]
 
-    def contract(self, H: torch.Tensor, engine: Engine) -> torch.Tensor:
-        """Parity slabs ``H [2, ≥ 2L, n_north, B]`` (of the ring sums, then of the differences: :func:`fold_rings`)
+    def contract(self, H: torch.Tensor) -> torch.Tensor:
+        """Ring slabs ``H [2, ≥ 2L, n_north, B]`` (northern rings, then their mirrors; zero for unpaired rings)
         → coefficients ``[B, L²]`` (analysis, or synthesis's adjoint up to the factor ``expand_scale``): the
         transposed view of a contiguous ``[L², B]`` tensor."""
         p, B = self.plan, H.shape[-1]
-        rows = SCRATCH.empty("legendre rows", (p.n_rows, B), H)
-        matmul = _MATMUL[engine]
+        hn, L = p.n_north, p.L
+        # fold each ring with its mirror: (north + south, north − south), as [parity, m, ring, part, batch], so that
+        # one matmul per block takes both parts as columns and writes each (m, ℓ, part) as a row of B values
+        fold = self.workspace.empty("contract fold", (2, L, hn, 2, B), H)
+        north, south = (H[i, :2 * L].view(L, 2, hn, B).transpose(1, 2) for i in (0, 1))
+        torch.add(north, south, out=fold[0])
+        torch.sub(north, south, out=fold[1])
+        rows = self.workspace.empty("contract rows", (p.n_rows, B), H)
+        bmm = self._bmm(H, B)
         for r, table in self._region_tables(rings_to_rows=True):
             mb = r.m1 - r.m0
-            matmul(table, H[r.parity, 2 * r.m0:2 * r.m1].view(mb, 2, p.n_north, B),
-                   rows[r.start: r.start + 2 * mb * r.n_d].view(mb, 2, r.n_d, B))
-        return _ROWS[engine](rows, self.gather, fresh((p.L * p.L, B), rows)).T
+            bmm(table, fold[r.parity, r.m0:r.m1].view(mb, hn, 2 * B),
+                rows[r.start: r.start + 2 * mb * r.n_d].view(mb, r.n_d, 2 * B))
+        return torch.index_select(rows, 0, self.gather, out=fresh((L * L, B), rows)).T
 
-    def expand(self, c: torch.Tensor, out: torch.Tensor, engine: Engine) -> torch.Tensor:
-        """Coefficients ``c [B, L²]`` → parity slabs ``out [2, ≥ 2L, n_north, B]`` (slabs < 2L written), to be read
+    def expand(self, c: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Coefficients ``c [B, L²]`` → ring slabs ``out [2, ≥ 2L, n_north, B]`` (slabs < 2L written), to be read
         by the c2r ring synthesis; the adjoint of :meth:`contract` up to ``expand_scale``."""
         p, B = self.plan, c.shape[0]
-        rows = self._coefficient_rows(c, engine)
-        matmul = _MATMUL[engine]
-        for r, table in self._region_tables(rings_to_rows=False):
-            mb = r.m1 - r.m0
-            matmul(table, rows[r.start: r.start + 2 * mb * r.n_d].view(mb, 2, r.n_d, B),
-                   out[r.parity, 2 * r.m0:2 * r.m1].view(mb, 2, p.n_north, B))
-        return out
-
-    def _coefficient_rows(self, c: torch.Tensor, engine: Engine) -> torch.Tensor:
-        """``c [B, L²]`` times ``expand_scale`` as block rows ``[n_rows, B]`` (zero at padding), in a workspace buffer.
-
-        numpy gathers each map's row into a batch-major buffer (returned transposed; the matmuls read it so) and
-        scales it in place by ``row_scale``, which zeroes the padding (its rows gather the last coefficient: a
-        non-finite one makes the whole synthesis non-finite anyway): two contiguous passes, 0.3 ms against 0.5 ms
-        for a transposing multiply and a row gather (L = 128, float64, 16 maps). torch, whose gathers along rows
-        are slow on the CPU, scales c transposed next to a zero row and gathers whole rows."""
-        p, B, LL = self.plan, c.shape[0], self.plan.L ** 2
-        if engine == "numpy":
-            rows = SCRATCH.empty("legendre rows", (B, p.n_rows), c).numpy()
-            np.take(c.detach().numpy(), self.scatter.numpy(), axis=1, out=rows, mode="clip")
-            np.multiply(rows, self.row_scale.numpy(), out=rows)
-            return torch.from_numpy(rows).T
-        padded = SCRATCH.empty("coefficients", (LL + 1, B), c)
+        hn, L, LL = p.n_north, p.L, p.L * p.L
+        # coefficient-major [L² + 1, B] with a zero row for padding: a row gather then reads whole batches (for
+        # batch-major input the scaling multiply writes it transposed: cheaper than any gather across rows)
+        padded = self.workspace.empty("expand coefficients", (LL + 1, B), c)
         torch.mul(c.T, self.expand_scale[:, None], out=padded[:LL])
         padded[LL] = 0
-        return torch.index_select(padded, 0, self.scatter, out=SCRATCH.empty("legendre rows", (p.n_rows, B), c))
+        rows = torch.index_select(padded, 0, self.scatter, out=self.workspace.empty("expand rows", (p.n_rows, B), c))
+        planes = self.workspace.empty("expand planes", (2, L, hn, 2, B), c)  # [parity, m, ring, part, batch]
+        bmm = self._bmm(c, B)
+        for r, table in self._region_tables(rings_to_rows=False):
+            mb = r.m1 - r.m0
+            bmm(table, rows[r.start: r.start + 2 * mb * r.n_d].view(mb, r.n_d, 2 * B),
+                planes[r.parity, r.m0:r.m1].view(mb, hn, 2 * B))
+        even, odd = planes
+        north, south = (out[i, :2 * L].view(L, 2, hn, B).transpose(1, 2) for i in (0, 1))
+        torch.add(even, odd, out=north)  # north: λ_even + λ_odd; its mirror: λ_even − λ_odd
+        torch.sub(even, odd, out=south)
+        return out

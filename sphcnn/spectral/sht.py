@@ -9,8 +9,7 @@ Two stages, as every fast SHT: a Fourier transform along each ring of equal
 colatitude (real FFTs into the cosine/sine "slabs" of :mod:`sphcnn.spectral._ring_fft`
 on "dh"/"gl", one complex FFT per ring length on HEALPix), then a contraction
 with the Legendre table over rings, one batched matmul per block of orders m
-and parity. Their elementwise passes and matmuls run in numpy or in torch, as a
-one-time probe of the whole transform finds faster (``_TransformBase._engine``). Each whole transform is one autograd Function whose backward is
+and parity. Each whole transform is one autograd Function whose backward is
 the other transform with the same table. The table uses the equatorial symmetry
 λ_ℓm(π − θ) = (−1)^{ℓ+m} λ_ℓm(θ): only northern rings are stored and each
 block is split by the parity of ℓ + m, halving memory and flops. It lives in
@@ -18,61 +17,48 @@ non-persistent buffers (so it follows ``.to(device)`` and stays out of
 checkpoints) and is rebuilt in float64 and cast when the dtype changes, so
 ``.double()`` never inherits float32 round-off. Above ``max_table_bytes`` the
 table is not stored: each block is recomputed on the fly (memory O(L²·rings/blocks)).
-Large scratch buffers (≥ 1 MB: L ≳ 128 at batch 16) are kept between calls, per thread and
-shared by all S² transforms, to avoid page-faulting fresh memory on every call;
+Large scratch buffers of the Legendre stage (≥ 1 MB: L ≳ 128 at batch 16) are kept
+between calls, per thread, to avoid page-faulting fresh memory on every call;
 ``release_workspace()`` frees them (see :mod:`sphcnn.spectral._workspace`).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
 from torch import nn
 
 from ._cache import cached_module
-from ._fft import _faster, probe_count
 from ._options import check_transform_args
 from ._ring_fft import ring_backend, rings_to_slabs, slabs_to_rings, slabs_to_spectrum, spectrum_to_slabs
-from ._ring_legendre import SCRATCH, Engine, RingLegendre, RingPlan, fold_rings, unfold_rings
+from ._ring_legendre import RingLegendre, RingPlan
 from ._tables import TableModule
-from ._workspace import fresh
+from ._workspace import Workspace, fresh
 from .grids import S2Grid
 
 DEFAULT_MAX_TABLE_BYTES = 4 * 2**30
-_ENGINES: dict[tuple, Engine] = {}  # the engine probe's choices (see _TransformBase._engine)
 
 
 class _Longitude(TableModule):
-    """Fourier stage along rings: samples ``[B, *grid]`` ↔ parity slabs ``[2, S, n_north, B]``.
+    """Fourier stage along rings: samples ``[B, *grid]`` ↔ ring slabs ``[2, S, n_north, B]``.
 
-    The northern rings are folded with their mirrors first (:func:`fold_rings`: sums, then differences), and
-    each parity is transformed into slabs (see :mod:`sphcnn.spectral._ring_fft`). On "dh"/"gl" S = n + 1 for
-    rings of n points; on HEALPix S = 2L: the folded pixels are gathered by index and rings of equal length are
-    transformed together, their pixel indices, phase factors e^{∓imφ₀} and aliasing folds m mod n are buffers.
+    Slabs (see :mod:`sphcnn.spectral._ring_fft`) of the northern rings, then of their mirrors in the
+    same order (zero where a northern ring has none), as the Legendre stage folds them. On "dh"/"gl"
+    S = n + 1 for rings of n points; on HEALPix S = 2L: rings of equal length are transformed
+    together, their pixel indices, phase factors e^{∓imφ₀} and aliasing folds m mod n are buffers.
     """
 
     def __init__(self, grid: S2Grid, plan: RingPlan, dtype: torch.dtype) -> None:
         super().__init__()
         self.grid, self.plan, self.L = grid, plan, plan.L
+        self.workspace = Workspace()  # the slabs between the two stages
         self.n_slabs = 2 * self.L if grid.kind == "healpix" else grid.shape[1] + 1
         self.group_sizes: list[int] = []
         if grid.kind == "healpix":
             rings = grid.rings()
-            north = np.arange(plan.n_north)
-            if not np.array_equal(rings.phi0[north], rings.phi0[plan.n_rings - 1 - north]):
-                raise ValueError("HEALPix rings and their mirrors must start at the same longitude")
-            self.n_north_pixels = int(rings.start[plan.n_north - 1] + rings.count[plan.n_north - 1])
-            paired = range(plan.pair_start, plan.pair_start + plan.n_pairs)
-            self.paired_pixels = (int(rings.start[paired.start]), int(rings.start[paired.stop - 1] + rings.count[paired.stop - 1])) \
-                if plan.n_pairs else (0, 0)
-            mirror = [rings.start[plan.n_rings - 1 - r] + np.arange(rings.count[r]) for r in paired]
-            self.register_buffer("mirror_pixels", torch.from_numpy(np.concatenate(mirror) if mirror else np.zeros(0, np.int64)),
-                                 persistent=False)
             ring_cat, pix_cat = [], []
-            for g, n in enumerate(np.unique(rings.count[north])):
-                idx = np.flatnonzero(rings.count[north] == n)
+            for g, n in enumerate(np.unique(rings.count)):
+                idx = np.flatnonzero(rings.count == n)
                 pixels = (rings.start[idx][:, None] + np.arange(n)[None, :]).reshape(-1)
                 self.group_sizes.append(int(n))
                 self.register_buffer(f"pixels_{g}", torch.from_numpy(pixels), persistent=False)
@@ -84,6 +70,8 @@ class _Longitude(TableModule):
                                  persistent=False)
             self.register_buffer("pixel_inverse", torch.from_numpy(np.argsort(np.concatenate(pix_cat))),
                                  persistent=False)
+            south = np.arange(plan.south.start, plan.south.stop, plan.south.step)  # mirrors of the paired rings
+            self.register_buffer("south", torch.from_numpy(south), persistent=False)
         self._build_tables(dtype, torch.device("cpu"))
 
     def _build_tables(self, dtype: torch.dtype, device: torch.device) -> None:
@@ -92,71 +80,66 @@ class _Longitude(TableModule):
         if self.grid.kind != "healpix":
             return
         rings = self.grid.rings()
-        north = rings.count[:self.plan.n_north]
         for g, n in enumerate(self.group_sizes):
-            phi0 = rings.phi0[:self.plan.n_north][north == n]
+            phi0 = rings.phi0[rings.count == n]
             phase = torch.from_numpy(np.exp(-1j * np.outer(phi0, np.arange(self.L))))
             self.register_buffer(f"phase_{g}", phase.to(dtype=cdtype, device=device), persistent=False)
 
     def slabs(self, like: torch.Tensor, B: int) -> torch.Tensor:
         """The slab buffer ``[2, S, n_north, B]`` of this thread (overwritten by the next call)."""
-        return SCRATCH.empty("ring slabs", (2, self.n_slabs, self.plan.n_north, B), like)
+        return self.workspace.empty("ring slabs", (2, self.n_slabs, self.plan.n_north, B), like)
 
-    def analysis(self, x: torch.Tensor, engine: Engine) -> torch.Tensor:
-        """The parity slabs of ``x [B, *grid]`` (a workspace buffer, consumed by the Legendre stage)."""
+    def _pairs(self, H: torch.Tensor) -> torch.Tensor:
+        return H[1][:, self.plan.pair_start:self.plan.pair_start + self.plan.n_pairs]
+
+    def analysis(self, x: torch.Tensor) -> torch.Tensor:
+        """The slabs of ``x [B, *grid]`` (a workspace buffer, consumed by the Legendre stage)."""
         p, B = self.plan, x.shape[0]
         H = self.slabs(x, B)
         if self.grid.kind == "healpix":
-            spectrum_to_slabs(self._healpix_spectra(self._fold_pixels(x)), H)
+            X = self._healpix_spectra(x)  # [L, R, B]
+            spectrum_to_slabs(X[:, :p.n_north], H[0])
+            if p.n_pairs:
+                spectrum_to_slabs(X.index_select(1, self.south), self._pairs(H))
         else:
-            n = x.shape[-1]
-            F = SCRATCH.empty("folded rings", (2, B, p.n_north, n), x)
-            fold_rings(p, x, F, engine)
-            rings_to_slabs(F, H, ring_backend("auto", x, n, p.n_north, B, inverse=False))
+            backend = ring_backend("auto", x, x.shape[-1], p.n_north, B, inverse=False)
+            rings_to_slabs(x, p.north, H[0], backend)
+            if p.n_pairs:
+                rings_to_slabs(x, p.south, self._pairs(H), backend)
         H[:, 0] = 0  # unused (see _ring_fft); the Legendre stage multiplies it into rows it never reads
+        for r in p.unpaired:
+            H[1, :, r] = 0
         return H
 
-    def synthesis(self, H: torch.Tensor, engine: Engine) -> torch.Tensor:
-        """Samples ``[B, *grid]`` (fresh) from parity slabs ``H`` (scratch) of orders m < L, read as c2r reads them."""
+    def synthesis(self, H: torch.Tensor) -> torch.Tensor:
+        """Samples ``[B, *grid]`` (fresh) from slabs ``H`` (scratch) of orders m < L, read as c2r reads them."""
         p, B, L = self.plan, H.shape[-1], self.L
         if self.grid.kind == "healpix":
             weight = H.new_full((L, 1, 1), 2.0)
             weight[0] = 1  # c2r counts m > 0 twice; the complex ring sums below count each once
-            return self._unfold_pixels(self._healpix_samples(slabs_to_spectrum(H, L) * weight))
-        n = self.grid.shape[1]
-        F = SCRATCH.empty("folded rings", (2, B, p.n_north, n), H)
-        slabs_to_rings(H, L, F, ring_backend("auto", H, n, p.n_north, B, inverse=True))
+            W = H.new_empty((L, p.n_rings, B), dtype=H.dtype.to_complex())
+            W[:, :p.n_north] = slabs_to_spectrum(H[0], L) * weight
+            if p.n_pairs:
+                W.index_copy_(1, self.south, slabs_to_spectrum(self._pairs(H), L) * weight)
+            return self._healpix_samples(W)
         x = fresh((B, *self.grid.shape), H)
-        unfold_rings(p, F, x, engine)
+        backend = ring_backend("auto", H, self.grid.shape[1], p.n_north, B, inverse=True)
+        slabs_to_rings(H[0], L, p.north, x, backend)
+        if p.n_pairs:
+            slabs_to_rings(self._pairs(H), L, p.south, x, backend)
         return x
 
-    def _fold_pixels(self, x: torch.Tensor) -> torch.Tensor:
-        """HEALPix :func:`fold_rings`: ``[2, B, northern pixels]`` from ``x [B, npix]``."""
-        a, b = self.paired_pixels
-        F = x[:, :self.n_north_pixels].expand(2, -1, -1).clone()
-        mirror = x.index_select(1, self.mirror_pixels)
-        F[0, :, a:b] += mirror
-        F[1, :, a:b] -= mirror
-        return F
-
-    def _unfold_pixels(self, F: torch.Tensor) -> torch.Tensor:
-        """HEALPix :func:`unfold_rings`: ``x [B, npix]`` from ``F [2, B, northern pixels]``."""
-        a, b = self.paired_pixels
-        x = F.new_empty((F.shape[1], self.grid.shape[0]))
-        torch.add(F[0], F[1], out=x[:, :self.n_north_pixels])
-        return x.index_copy_(1, self.mirror_pixels, F[0, :, a:b] - F[1, :, a:b])
-
     def _healpix_spectra(self, x: torch.Tensor) -> torch.Tensor:
-        """Σ_k f(θ_r, φ_k) e^{−imφ_k} per northern ring r of ``x [..., B, northern pixels]``, complex ``[..., L, n_north, B]``."""
+        """Σ_k f(θ_r, φ_k) e^{−imφ_k} per ring r of ``x [B, npix]``, complex ``[L, rings, B]``."""
         out = []
         for g, n in enumerate(self.group_sizes):
             ring = x[..., getattr(self, f"pixels_{g}")].unflatten(-1, (-1, n))
             out.append(torch.fft.fft(ring, dim=-1)[..., getattr(self, f"fold_{g}")] * getattr(self, f"phase_{g}"))
-        return torch.cat(out, dim=-2)[..., self.ring_inverse, :].transpose(-1, -3)
+        return torch.cat(out, dim=-2)[..., self.ring_inverse, :].permute(2, 1, 0)
 
     def _healpix_samples(self, w: torch.Tensor) -> torch.Tensor:
-        """f(θ_r, φ_k) = Re Σ_m W_rm e^{imφ_k} ``[..., B, northern pixels]`` from complex ``w [..., L, n_north, B]``."""
-        w = w.transpose(-1, -3)
+        """f(θ_r, φ_k) = Re Σ_m W_rm e^{imφ_k} ``[B, npix]`` from complex ``w [L, rings, B]``."""
+        w = w.permute(2, 1, 0)
         out = []
         for g, n in enumerate(self.group_sizes):
             rows = w[..., getattr(self, f"rings_{g}"), :] * getattr(self, f"phase_{g}").conj()
@@ -175,42 +158,15 @@ class _TransformBase(nn.Module):
         self.longitude = _Longitude(grid, plan, dtype)
         self.legendre = RingLegendre(plan, forward, dtype, max_table_bytes)
 
-    def _analyze(self, x: torch.Tensor, engine: Engine | None = None) -> torch.Tensor:
+    def _analyze(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, *grid]`` → ``[B, L²]`` with this module's Legendre table (no autograd)."""
-        engine = engine or self._engine(x, synthesis=False)
-        return self.legendre.contract(self.longitude.analysis(x, engine), engine)
+        return self.legendre.contract(self.longitude.analysis(x))
 
-    def _synthesize(self, c: torch.Tensor, engine: Engine | None = None) -> torch.Tensor:
+    def _synthesize(self, c: torch.Tensor) -> torch.Tensor:
         """``[B, L²]`` → ``[B, *grid]`` with this module's Legendre table (no autograd): the adjoint of
         :meth:`_analyze` (``expand_scale`` and the c2r's doubling of m > 0 cancel)."""
-        engine = engine or self._engine(c, synthesis=True)
         H = self.longitude.slabs(c, c.shape[0])
-        return self.longitude.synthesis(self.legendre.expand(c, H, engine), engine)
-
-    def _engine(self, like: torch.Tensor, synthesis: bool) -> Engine:
-        """Where this call's matmuls, gathers and folds run (see :mod:`sphcnn.spectral._ring_legendre`): on the CPU
-        the engine with which this direction of the whole transform ran faster, timed once per grid, L, table,
-        dtype, threads and batch size (rounded up to a power of two, as the FFT probes); torch elsewhere.
-
-        Timing whole transforms, not their matmuls alone, counts what the engines do to the FFT between them:
-        at GL L = 128 on two threads the numpy matmul won alone in float32 but its round trip was 7 % slower.
-        """
-        if like.device.type != "cpu":
-            return "torch"
-        batch = probe_count(like.shape[0], math.prod(self.grid.shape))
-        key = (self.grid.kind, self.grid.L, self.L, self.legendre.is_forward, synthesis, batch, like.dtype,
-               torch.get_num_threads())
-        if key not in _ENGINES:
-            if synthesis:
-                probe = torch.randn(batch, self.L ** 2, dtype=like.dtype)
-                run = lambda engine: self._synthesize(probe, engine)  # noqa: E731
-            else:
-                probe = torch.randn(batch, *self.grid.shape, dtype=like.dtype)
-                run = lambda engine: self._analyze(probe, engine)  # noqa: E731
-            label = f"S² {'synthesis' if synthesis else 'analysis'} engine, {self.grid.kind} L={self.L}, {batch} maps, " \
-                    f"{like.dtype}, {key[-1]} threads"
-            _ENGINES[key] = _faster(label, run, ("numpy", "torch"))
-        return _ENGINES[key]
+        return self.longitude.synthesis(self.legendre.expand(c, H))
 
     def _check_dtype(self, x: torch.Tensor, name: str) -> None:
         if x.dtype != self.legendre.table_dtype:
@@ -220,9 +176,9 @@ class _TransformBase(nn.Module):
             )
 
     def release_workspace(self) -> None:
-        """Free the scratch buffers (≥ 1 MB each) this thread's S² transforms keep for the next call (all of them
-        share one set)."""
-        SCRATCH.clear()
+        """Free the scratch buffers (≥ 1 MB each) this thread's calls keep for the next call."""
+        self.legendre.workspace.clear()
+        self.longitude.workspace.clear()
 
     def extra_repr(self) -> str:
         return f"L={self.L}, grid=S2Grid(L={self.grid.L}, kind={self.grid.kind!r}), dtype={self.legendre.table_dtype}"
