@@ -146,6 +146,11 @@ def _torch_bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
     torch.bmm(a, b, out=out)
 
 
+# The scratch buffers of every S² transform (this stage's planes and rows, the ring stage's slabs), per thread: they
+# never outlive a call, so a forward and an inverse transform share one set, a smaller working set (GL L = 128,
+# float64, 16 maps: 13 MB for both directions instead of 24 MB; L = 1024: peak 6.28 GB instead of 6.86 GB).
+SCRATCH = Workspace()
+
 _BMM = {"torch": _torch_bmm, "numpy": _numpy_bmm}  # the Legendre matmul backends, in probe order
 
 
@@ -173,7 +178,6 @@ class RingLegendre(TableModule):
         self.plan = plan
         self.is_forward = forward
         self.stored = self.plan.table_bytes(torch.finfo(dtype).bits // 8) <= max_table_bytes
-        self.workspace = Workspace()
         self.register_buffer("gather", torch.from_numpy(plan.gather), persistent=False)
         self.register_buffer("scatter", torch.from_numpy(plan.scatter), persistent=False)
         self._build_tables(dtype, torch.device("cpu"))
@@ -228,11 +232,11 @@ class RingLegendre(TableModule):
         hn, L = p.n_north, p.L
         # fold each ring with its mirror: (north + south, north − south), as [parity, m, ring, part, batch], so that
         # one matmul per block takes both parts as columns and writes each (m, ℓ, part) as a row of B values
-        fold = self.workspace.empty("contract fold", (2, L, hn, 2, B), H)
+        fold = SCRATCH.empty("legendre planes", (2, L, hn, 2, B), H)
         north, south = (H[i, :2 * L].view(L, 2, hn, B).transpose(1, 2) for i in (0, 1))
         torch.add(north, south, out=fold[0])
         torch.sub(north, south, out=fold[1])
-        rows = self.workspace.empty("contract rows", (p.n_rows, B), H)
+        rows = SCRATCH.empty("legendre rows", (p.n_rows, B), H)
         bmm = self._bmm(H, B)
         for r, table in self._region_tables(rings_to_rows=True):
             mb = r.m1 - r.m0
@@ -247,11 +251,11 @@ class RingLegendre(TableModule):
         hn, L, LL = p.n_north, p.L, p.L * p.L
         # coefficient-major [L² + 1, B] with a zero row for padding: a row gather then reads whole batches (for
         # batch-major input the scaling multiply writes it transposed: cheaper than any gather across rows)
-        padded = self.workspace.empty("expand coefficients", (LL + 1, B), c)
+        padded = SCRATCH.empty("coefficients", (LL + 1, B), c)
         torch.mul(c.T, self.expand_scale[:, None], out=padded[:LL])
         padded[LL] = 0
-        rows = torch.index_select(padded, 0, self.scatter, out=self.workspace.empty("expand rows", (p.n_rows, B), c))
-        planes = self.workspace.empty("expand planes", (2, L, hn, 2, B), c)  # [parity, m, ring, part, batch]
+        rows = torch.index_select(padded, 0, self.scatter, out=SCRATCH.empty("legendre rows", (p.n_rows, B), c))
+        planes = SCRATCH.empty("legendre planes", (2, L, hn, 2, B), c)  # [parity, m, ring, part, batch]
         bmm = self._bmm(c, B)
         for r, table in self._region_tables(rings_to_rows=False):
             mb = r.m1 - r.m0

@@ -17,8 +17,8 @@ non-persistent buffers (so it follows ``.to(device)`` and stays out of
 checkpoints) and is rebuilt in float64 and cast when the dtype changes, so
 ``.double()`` never inherits float32 round-off. Above ``max_table_bytes`` the
 table is not stored: each block is recomputed on the fly (memory O(L²·rings/blocks)).
-Large scratch buffers of the Legendre stage (≥ 1 MB: L ≳ 128 at batch 16) are kept
-between calls, per thread, to avoid page-faulting fresh memory on every call;
+Large scratch buffers (≥ 1 MB: L ≳ 128 at batch 16) are kept between calls, per thread and
+shared by all S² transforms, to avoid page-faulting fresh memory on every call;
 ``release_workspace()`` frees them (see :mod:`sphcnn.spectral._workspace`).
 """
 
@@ -31,9 +31,9 @@ from torch import nn
 from ._cache import cached_module
 from ._options import check_transform_args
 from ._ring_fft import ring_backend, rings_to_slabs, slabs_to_rings, slabs_to_spectrum, spectrum_to_slabs
-from ._ring_legendre import RingLegendre, RingPlan
+from ._ring_legendre import SCRATCH, RingLegendre, RingPlan
 from ._tables import TableModule
-from ._workspace import Workspace, fresh
+from ._workspace import fresh
 from .grids import S2Grid
 
 DEFAULT_MAX_TABLE_BYTES = 4 * 2**30
@@ -51,7 +51,6 @@ class _Longitude(TableModule):
     def __init__(self, grid: S2Grid, plan: RingPlan, dtype: torch.dtype) -> None:
         super().__init__()
         self.grid, self.plan, self.L = grid, plan, plan.L
-        self.workspace = Workspace()  # the slabs between the two stages
         self.n_slabs = 2 * self.L if grid.kind == "healpix" else grid.shape[1] + 1
         self.group_sizes: list[int] = []
         if grid.kind == "healpix":
@@ -87,7 +86,7 @@ class _Longitude(TableModule):
 
     def slabs(self, like: torch.Tensor, B: int) -> torch.Tensor:
         """The slab buffer ``[2, S, n_north, B]`` of this thread (overwritten by the next call)."""
-        return self.workspace.empty("ring slabs", (2, self.n_slabs, self.plan.n_north, B), like)
+        return SCRATCH.empty("ring slabs", (2, self.n_slabs, self.plan.n_north, B), like)
 
     def _pairs(self, H: torch.Tensor) -> torch.Tensor:
         return H[1][:, self.plan.pair_start:self.plan.pair_start + self.plan.n_pairs]
@@ -176,9 +175,9 @@ class _TransformBase(nn.Module):
             )
 
     def release_workspace(self) -> None:
-        """Free the scratch buffers (≥ 1 MB each) this thread's calls keep for the next call."""
-        self.legendre.workspace.clear()
-        self.longitude.workspace.clear()
+        """Free the scratch buffers (≥ 1 MB each) this thread's S² transforms keep for the next call (all of them
+        share one set)."""
+        SCRATCH.clear()
 
     def extra_repr(self) -> str:
         return f"L={self.L}, grid=S2Grid(L={self.grid.L}, kind={self.grid.kind!r}), dtype={self.legendre.table_dtype}"
