@@ -51,15 +51,16 @@ def _r2r(backend: str):  # noqa: ANN202
     raise ValueError(f"ring FFT backend {backend!r} is not available here (available: {list(ring_backends())})")
 
 
-def _ring_index(rings: slice, like: torch.Tensor) -> torch.Tensor:
-    return torch.arange(rings.start, rings.stop, rings.step, device=like.device)
+def ring_index(rings: slice, device: torch.device | None = None) -> torch.Tensor:
+    """The ring numbers of ``rings`` (a slice with step ±1) as an index tensor."""
+    return torch.arange(rings.start, rings.stop, rings.step, device=device)
 
 
 def _select_rings(x: torch.Tensor, rings: slice) -> torch.Tensor:
     """``x[:, rings]`` for torch, which has no negative strides (a copy when the step is −1)."""
     if rings.step == 1:
         return x[:, rings]
-    return x.index_select(1, _ring_index(rings, x))
+    return x.index_select(1, ring_index(rings, x.device))
 
 
 def spectrum_to_slabs(X: torch.Tensor, out: torch.Tensor) -> None:
@@ -109,7 +110,7 @@ def slabs_to_rings(H: torch.Tensor, L: int, rings: slice, out: torch.Tensor, bac
         if rings.step == 1:
             out[:, rings] = rows
         else:
-            out.index_copy_(1, _ring_index(rings, out), rows)
+            out.index_copy_(1, ring_index(rings, out.device), rows)
         return
     H[2 * L:] = 0
     target = out.numpy()[:, rings].transpose(2, 1, 0)

@@ -5,8 +5,8 @@ Analysis contracts the cosine and sine sums of each order m over rings (the slab
 expands coefficients back to slabs. Both use the equatorial symmetry λ_ℓm(π − θ) =
 (−1)^{ℓ+m} λ_ℓm(θ): the ring FFT writes the northern rings and, separately, their
 mirrors in the same order, so the fold into sums (even ℓ + m) and differences (odd) is
-two elementwise ops over contiguous memory; only northern rings are stored and each
-block of orders m costs half-size matmuls.
+two elementwise ops (which also move the cosine/sine part inside the ring axis); only
+northern rings are stored and each block of orders m costs half-size matmuls.
 
 The cosine and sine planes of an order are separate ``[rings, batch]`` planes, so every
 matmul writes rows of whole batches and the one reordering between block rows and
@@ -50,6 +50,7 @@ class Region:
     m1: int
     n_d: int
     start: int
+
 
 @dataclass(frozen=True)
 class RingPlan:

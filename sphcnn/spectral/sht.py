@@ -30,7 +30,7 @@ from torch import nn
 
 from ._cache import cached_module
 from ._options import check_transform_args
-from ._ring_fft import ring_backend, rings_to_slabs, slabs_to_rings, slabs_to_spectrum, spectrum_to_slabs
+from ._ring_fft import ring_backend, ring_index, rings_to_slabs, slabs_to_rings, slabs_to_spectrum, spectrum_to_slabs
 from ._ring_legendre import SCRATCH, RingLegendre, RingPlan
 from ._tables import TableModule
 from ._workspace import fresh
@@ -69,8 +69,7 @@ class _Longitude(TableModule):
                                  persistent=False)
             self.register_buffer("pixel_inverse", torch.from_numpy(np.argsort(np.concatenate(pix_cat))),
                                  persistent=False)
-            south = np.arange(plan.south.start, plan.south.stop, plan.south.step)  # mirrors of the paired rings
-            self.register_buffer("south", torch.from_numpy(south), persistent=False)
+            self.register_buffer("south", ring_index(plan.south), persistent=False)  # mirrors of the paired rings
         self._build_tables(dtype, torch.device("cpu"))
 
     def _build_tables(self, dtype: torch.dtype, device: torch.device) -> None:
