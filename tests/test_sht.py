@@ -267,6 +267,35 @@ def test_workspace_buffers_never_leak_into_results(fft_backend, gen, monkeypatch
     assert SCRATCH.nbytes() == 0
 
 
+def test_modules_of_one_grid_share_tables_built_once(monkeypatch):
+    """One table per (grid, L, direction, dtype, device), shared by every module and freed with the last of them."""
+    import gc
+
+    from sphcnn.spectral import _ring_legendre
+
+    built = []
+    block_tables = _ring_legendre.RingPlan.block_tables
+    monkeypatch.setattr(_ring_legendre.RingPlan, "block_tables", lambda plan, *args: built.append(args)
+                        or block_tables(plan, *args))
+    grid = S2Grid(37, "gl")  # a bandlimit no other test uses: no module elsewhere holds its tables
+    a, b = SHT(grid, dtype=torch.float64), SHT(grid, dtype=torch.float64)
+    assert len(built) == len(a.legendre.plan.m_blocks)  # built once, for a
+    assert all(getattr(b.legendre, n) is getattr(a.legendre, n) for n in ("even_0", "odd_0", "even_1", "odd_1"))
+    x = torch.randn(2, *grid.shape, dtype=torch.float64)
+    assert torch.equal(a(x), b(x))
+    inverse, single = InverseSHT(grid, dtype=torch.float64), SHT(grid, dtype=torch.float32)
+    assert inverse.legendre.even_0 is not a.legendre.even_0 and single.legendre.even_0 is not a.legendre.even_0
+    b.float()  # rebuilt from float64 in float32: the float32 module's tables; a keeps its own
+    assert b.legendre.even_0 is single.legendre.even_0 and a.legendre.even_0.dtype == torch.float64
+    a.to("meta")  # a device move takes the tables on that device, built there once, not a copy of a's own
+    c = SHT(grid, dtype=torch.float64).to("meta")
+    assert c.legendre.even_0 is a.legendre.even_0 and c.legendre.even_0.device.type == "meta"
+    assert SHT(grid, dtype=torch.float64).to("meta", torch.float32).legendre.odd_0.dtype == torch.float32
+    del a, b, c, inverse, single
+    gc.collect()
+    assert not [key for key in _ring_legendre._SHARED if key[0] == grid.key]
+
+
 @pytest.mark.parametrize("matmul", ["torch", "numpy"])
 def test_both_matmul_backends_are_exact_with_gradients(matmul, gen, monkeypatch):
     from sphcnn.spectral import _ring_legendre

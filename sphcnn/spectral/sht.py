@@ -15,7 +15,9 @@ the other transform with the same table. The table uses the equatorial symmetry
 block is split by the parity of ℓ + m, halving memory and flops. It lives in
 non-persistent buffers (so it follows ``.to(device)`` and stays out of
 checkpoints) and is rebuilt in float64 and cast when the dtype changes, so
-``.double()`` never inherits float32 round-off. Above ``max_table_bytes`` the
+``.double()`` never inherits float32 round-off. It is built once per (grid, L,
+direction, dtype, device) and shared by all modules (see ``_ring_legendre._SHARED``;
+a ``.to(device)`` takes the copy on that device). Above ``max_table_bytes`` the
 table is not stored: each block is recomputed on the fly (memory O(L²·rings/blocks)).
 Large scratch buffers (≥ 1 MB: L ≳ 128 at batch 16) are kept between calls, per thread and
 shared by all S² transforms, to avoid page-faulting fresh memory on every call;
