@@ -316,3 +316,15 @@ def test_the_matmul_probe_returns_a_backend():
     from sphcnn.spectral._ring_legendre import _fastest_bmm
 
     assert _fastest_bmm((4, 3, 5, 6), torch.float64, torch.get_num_threads()) in ("torch", "numpy")
+
+
+def test_the_matmul_probe_times_numpy_only_below_openblas_threading_threshold(monkeypatch):
+    """Above it numpy's matmuls run on OpenBLAS's own pool beside torch's OpenMP team: torch, untimed."""
+    from sphcnn.spectral import _ring_legendre
+
+    timed = []
+    monkeypatch.setattr(_ring_legendre, "_faster", lambda label, run, backends: timed.append(label) or "numpy")
+    probe = _ring_legendre._fastest_bmm.__wrapped__  # without the per-process cache
+    assert probe((4, 256, 256, 32), torch.float64, 2) == "torch" and not timed  # M·N·K = 2,097,152
+    assert probe((4, 64, 64, 32), torch.float64, 2) == "numpy" and len(timed) == 1  # 131,072: on the caller
+    assert probe((4, 256, 256, 32), torch.float64, 1) == "numpy" and len(timed) == 2  # one thread: no pool

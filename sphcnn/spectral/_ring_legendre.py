@@ -155,6 +155,8 @@ def _torch_bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
 SCRATCH = Workspace()
 
 _BMM = {"torch": _torch_bmm, "numpy": _numpy_bmm}  # the Legendre matmul backends, in probe order
+# OpenBLAS runs a gemm on the calling thread up to M·N·K = 65536 · GEMM_MULTITHREAD_THRESHOLD (4 by default)
+_OPENBLAS_SINGLE_THREAD_MNK = 4 * 65536
 
 
 @lru_cache(maxsize=None)
@@ -166,8 +168,17 @@ def _fastest_bmm(shape: tuple[int, int, int, int], dtype: torch.dtype, threads: 
     (OpenBLAS's) speed on these small matrices (78 µs against 167–211 µs for [32, 64, 64] @ [32, 64, 16] on
     two threads; a whole GL L = 128 float64 round trip, 16 maps, 8 % faster), its float32 ones on par. numpy's
     matmul runs on OpenBLAS's pool (started by numpy's import, sized by ``OPENBLAS_NUM_THREADS``), not ours.
+
+    Above OpenBLAS's threading threshold numpy is not timed: its pool's threads then work beside torch's
+    OpenMP team, each spinning on the other's cores after its work, and the probe, timing one matmul, sees
+    neither that cost to the stages around it nor its steady state. (GL L = 512 float64, 16 maps, two threads:
+    the probe picked numpy in 6 of 7 processes, minima 2.5–3.8 against 3.7–7.7 ms, but whole transforms ran
+    120–144 / 151–162 ms forward / inverse with numpy against 106–110 / 122–132 ms with torch, 3 of 3
+    alternating pairs; L = 256: on par.) Below the threshold OpenBLAS runs on the calling thread, no pool wakes.
     """
     mb, n, k, cols = shape
+    if threads > 1 and n * k * cols > _OPENBLAS_SINGLE_THREAD_MNK:
+        return "torch"
     a, b, out = torch.randn(mb, n, k, dtype=dtype), torch.randn(mb, k, cols, dtype=dtype), torch.empty(mb, n, cols, dtype=dtype)
     return _faster(f"Legendre matmul {list(shape)}, {dtype}, {threads} threads", lambda name: _BMM[name](a, b, out),
                    tuple(_BMM))
