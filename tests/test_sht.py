@@ -271,7 +271,7 @@ def test_modules_of_one_grid_share_tables_built_once(monkeypatch):
     """One table per (grid, L, direction, dtype, device), shared by every module and freed with the last of them."""
     import gc
 
-    from sphcnn.spectral import _ring_legendre
+    from sphcnn.spectral import _ring_legendre, _tables
 
     built = []
     block_tables = _ring_legendre.RingPlan.block_tables
@@ -293,7 +293,7 @@ def test_modules_of_one_grid_share_tables_built_once(monkeypatch):
     assert SHT(grid, dtype=torch.float64).to("meta", torch.float32).legendre.odd_0.dtype == torch.float32
     del a, b, c, inverse, single
     gc.collect()
-    assert not [key for key in _ring_legendre._SHARED if key[0] == grid.key]
+    assert not [key for key in _tables._SHARED if key[1] == grid.key]
 
 
 @pytest.mark.parametrize("matmul", ["torch", "numpy"])

@@ -268,3 +268,15 @@ def test_workspace_reuse_never_leaks_into_results_or_gradients(gen, monkeypatch)
     assert copy.deepcopy(inv).workspace.nbytes() == 0
     inv.release_workspace()
     assert inv.workspace.nbytes() == 0
+
+
+def test_so3_modules_of_one_grid_share_their_wigner_tables():
+    """One set of β tables per (grid, L, direction, dtype, device), as for the S² transforms."""
+    grid = SO3Grid(5)
+    a, b, inverse = SO3FFT(grid, dtype=torch.float64), SO3FFT(grid, dtype=torch.float64), InverseSO3FFT(grid, dtype=torch.float64)
+    assert a.table_0 is b.table_0 and a.single_table_t is b.single_table_t and inverse.table_0 is not a.table_0
+    b.float()
+    assert b.table_0.dtype == torch.float32 and a.table_0.dtype == torch.float64
+    f = torch.randn(2, *grid.shape, dtype=torch.float64)
+    assert torch.allclose(b(f.float()).double(), a(f), atol=1e-5)
+

@@ -19,7 +19,6 @@ table; :mod:`sphcnn.spectral.sht` makes each whole transform's backward the othe
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -57,7 +56,7 @@ class Region:
 class RingPlan:
     """Ring geometry and the row layout of the block outputs of one grid (float64, numpy)."""
 
-    grid_key: tuple  # the grid's identity (S2Grid.key): with L, the identity of the tables
+    grid_key: tuple  # the grid's identity (S2Grid.key): with L and the direction, the key of the shared tables
     L: int
     n_rings: int
     n_north: int  # rings 0 … n_north − 1 have θ ≤ π/2 (pole and equator included)
@@ -184,30 +183,6 @@ def _fastest_bmm(shape: tuple[int, int, int, int], dtype: torch.dtype, threads: 
                    tuple(_BMM))
 
 
-class _SharedTables:
-    """The stored (even, odd) tables of every block, in block order, of one (grid, L, direction, dtype, device)."""
-
-    __slots__ = ("tensors", "__weakref__")
-
-    def __init__(self, tensors: tuple[torch.Tensor, ...]) -> None:
-        self.tensors = tensors
-
-
-# Every module of the same grid, bandlimit, direction, dtype and device holds the same tables: built once (GL L = 512
-# float64: 272 MB and 0.4–0.9 s per direction), freed with the last module holding them (weak values). In memory only.
-_SHARED: weakref.WeakValueDictionary[tuple, _SharedTables] = weakref.WeakValueDictionary()
-
-
-def _shared_tables(plan: RingPlan, forward: bool, dtype: torch.dtype, device: torch.device) -> _SharedTables:
-    key = (plan.grid_key, plan.L, forward, dtype, device)
-    tables = _SHARED.get(key)
-    if tables is None:
-        tensors = tuple(torch.from_numpy(t).to(dtype=dtype, device=device)
-                        for m0, m1 in plan.m_blocks for t in plan.block_tables(m0, m1, forward))
-        tables = _SHARED[key] = _SharedTables(tensors)
-    return tables
-
-
 class RingLegendre(TableModule):
     """Legendre contraction of one direction (``forward``: analysis tables) and its adjoint, with one table."""
 
@@ -226,24 +201,14 @@ class RingLegendre(TableModule):
         m = np.concatenate([np.arange(-ell, ell + 1) for ell in range(self.plan.L)])
         self.register_buffer("expand_scale", torch.from_numpy(np.where(m == 0, 1.0, 0.5)).to(dtype=dtype, device=device),
                              persistent=False)
-        self._shared = _shared_tables(self.plan, self.is_forward, dtype, device) if self.stored else None
-        for i in range(len(self.plan.m_blocks)):
-            even, odd = self._shared.tensors[2 * i: 2 * i + 2] if self.stored else (None, None)
-            self.register_buffer(f"even_{i}", even, persistent=False)
-            self.register_buffer(f"odd_{i}", odd, persistent=False)
-
-    def _apply(self, fn, recurse: bool = True):  # noqa: ANN001, ANN202
-        """``.to(device)`` and the like: the shared tables on the new device (built there once), not a copy of
-        this module's own; other changes (dtype: rebuilt from float64 by :class:`TableModule`) as before."""
-        before = self.gather.device
-        if fn(torch.zeros((), dtype=self.table_dtype, device=before)).device == before or not self.stored:
-            return super()._apply(fn, recurse)
-        for i in range(len(self.plan.m_blocks)):
-            self._buffers[f"even_{i}"] = self._buffers[f"odd_{i}"] = None  # nn.Module._apply skips them
-        super()._apply(fn, recurse)
-        if self._buffers["even_0"] is None:  # not rebuilt for a new dtype
-            self._build_tables(self.table_dtype, self.gather.device)
-        return self
+        names = [f"{parity}_{i}" for i in range(len(self.plan.m_blocks)) for parity in ("even", "odd")]
+        if not self.stored:
+            for name in names:
+                self.register_buffer(name, None, persistent=False)
+            return
+        p, forward = self.plan, self.is_forward
+        self.register_shared(("S2 Legendre", p.grid_key, p.L, forward), names,
+                             lambda: [t for m0, m1 in p.m_blocks for t in p.block_tables(m0, m1, forward)], dtype, device)
 
     def _tables(self, i: int, rings_to_rows: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Block i's (even, odd) tables as the map rings → rows (``[mb, n_d, n_north]``) or its transpose."""

@@ -16,7 +16,7 @@ block is split by the parity of ℓ + m, halving memory and flops. It lives in
 non-persistent buffers (so it follows ``.to(device)`` and stays out of
 checkpoints) and is rebuilt in float64 and cast when the dtype changes, so
 ``.double()`` never inherits float32 round-off. It is built once per (grid, L,
-direction, dtype, device) and shared by all modules (see ``_ring_legendre._SHARED``;
+direction, dtype, device) and shared by all modules (``TableModule.register_shared``;
 a ``.to(device)`` takes the copy on that device). Above ``max_table_bytes`` the
 table is not stored: each block is recomputed on the fly (memory O(L²·rings/blocks)).
 Large scratch buffers (≥ 1 MB: L ≳ 128 at batch 16) are kept between calls, per thread and

@@ -188,9 +188,16 @@ class _SO3Transform(TableModule):
     def _build_tables(self, dtype: torch.dtype, device: torch.device) -> None:
         self.table_dtype = dtype
         np_dtype = np.float32 if dtype == torch.float32 else np.float64
-        for i, table in enumerate(self.plan.tables(self.grid, self.is_forward, np_dtype)):
-            self.register_buffer(f"table_{i}", torch.from_numpy(table).to(dtype=dtype, device=device),
-                                 persistent=False)
+
+        def build() -> list[np.ndarray]:
+            tables = list(self.plan.tables(self.grid, self.is_forward, np_dtype))
+            if self.single_signal:  # stored transposed: one signal's contraction runs transposed (few columns)
+                one_block = self.single_plan.tables(self.grid, self.is_forward, np_dtype)[0]
+                tables.append(np.ascontiguousarray(one_block.transpose(0, 2, 1)))
+            return tables
+
+        names = [f"table_{i}" for i in range(len(self.plan.blocks))] + ["single_table_t"] * self.single_signal
+        self.register_shared(("SO3 Wigner", self.grid.key, self.L, self.is_forward), names, build, dtype, device)
         if self.is_forward:
             self.register_buffer("basis_weight", torch.from_numpy(self._basis[0]).unsqueeze(2).to(dtype=dtype, device=device),
                                  persistent=False)  # [N, 2, 1, 2]
@@ -200,10 +207,6 @@ class _SO3Transform(TableModule):
                 self.register_buffer(name, torch.from_numpy(value).unsqueeze(-1).to(dtype=dtype, device=device),
                                      persistent=False)
         if self.single_signal:
-            # stored transposed: one signal's contraction runs transposed (few columns) and then reads it contiguously
-            table_t = np.ascontiguousarray(self.single_plan.tables(self.grid, self.is_forward, np_dtype)[0].transpose(0, 2, 1))
-            self.register_buffer("single_table_t", torch.from_numpy(table_t).to(dtype=dtype, device=device),
-                                 persistent=False)
             for name, (_, weight) in zip(("single_weight", "single_weight_t"), self._single_maps):
                 self.register_buffer(name, torch.from_numpy(weight).to(dtype=dtype, device=device), persistent=False)
         # L = 1 needs only F⁰ = ∫ f dR: a weighted sum beats the FFT path (invariant readouts)
