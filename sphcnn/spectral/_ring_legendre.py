@@ -201,14 +201,12 @@ class RingLegendre(TableModule):
         m = np.concatenate([np.arange(-ell, ell + 1) for ell in range(self.plan.L)])
         self.register_buffer("expand_scale", torch.from_numpy(np.where(m == 0, 1.0, 0.5)).to(dtype=dtype, device=device),
                              persistent=False)
-        names = [f"{parity}_{i}" for i in range(len(self.plan.m_blocks)) for parity in ("even", "odd")]
-        if not self.stored:
-            for name in names:
-                self.register_buffer(name, None, persistent=False)
-            return
-        p, forward = self.plan, self.is_forward
-        self.register_shared(("S2 Legendre", p.grid_key, p.L, forward), names,
-                             lambda: [t for m0, m1 in p.m_blocks for t in p.block_tables(m0, m1, forward)], dtype, device)
+        if self.stored:  # else _tables computes each block when it is needed
+            p, forward = self.plan, self.is_forward
+            names = [f"{parity}_{i}" for i in range(len(p.m_blocks)) for parity in ("even", "odd")]
+            self.register_shared(("S2 Legendre", p.grid_key, p.L, forward), names,
+                                 lambda: [t for m0, m1 in p.m_blocks for t in p.block_tables(m0, m1, forward)], dtype,
+                                 device)
 
     def _tables(self, i: int, rings_to_rows: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """Block i's (even, odd) tables as the map rings → rows (``[mb, n_d, n_north]``) or its transpose."""

@@ -60,9 +60,7 @@ class TableModule(nn.Module):
         """Register ``build()``'s tables, one per name, as non-persistent buffers shared by every module of ``key``."""
         self._shared = shared_tables(key, build, dtype, device)  # the strong reference that keeps the set alive
         self._shared_names = tuple(names)
-        if len(self._shared.tensors) != len(self._shared_names):
-            raise ValueError(f"{len(self._shared.tensors)} tables for the buffers {list(names)}")
-        for name, table in zip(self._shared_names, self._shared.tensors):
+        for name, table in zip(self._shared_names, self._shared.tensors, strict=True):
             self.register_buffer(name, table, persistent=False)
 
     def _table_device(self) -> torch.device:
