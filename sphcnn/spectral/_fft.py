@@ -20,9 +20,10 @@ and logged. The probe times what the caller gets: for the rings, the slabs
 in the layout of the Legendre stage (torch's need copies). Results agree to
 rounding (tested). Other devices use torch.
 
-Threads: the transforms start none of their own. Parallel work runs in torch's
-OpenMP pool (torch ops, MKL) and in the FFT libraries' ``nthreads``, both sized
-by ``torch.get_num_threads()``. After every parallel region libgomp's threads
+Threads: the transforms start none of their own but one, the S² Legendre stage's
+twin (:mod:`sphcnn.spectral._twin`), which runs numpy calls only. Parallel work runs
+in torch's OpenMP pool (torch ops, MKL) and in the FFT libraries' ``nthreads``, both
+sized by ``torch.get_num_threads()``. After every parallel region libgomp's threads
 spin-wait for milliseconds (its default), taking their cores from any other
 pool: ducc0 on two threads right after a torch op ran as fast as on one (the
 network's 12,800-plane 20 × 20 inverse: 10.2 ms, vs 5.4–6.1 ms after 20 ms idle

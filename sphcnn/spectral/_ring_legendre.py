@@ -19,14 +19,17 @@ table; :mod:`sphcnn.spectral.sht` makes each whole transform's backward the othe
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from types import ModuleType
 
 import numpy as np
 import torch
 
 from ._fft import _faster
 from ._tables import TableModule
+from ._twin import TWIN
 from ._workspace import Workspace, fresh
 from .grids import S2Grid
 from .legendre import legendre_block
@@ -140,22 +143,85 @@ class RingPlan:
         return tuple(np.ascontiguousarray(t.transpose(0, 2, 1)) for t in (lam[:, 0::2], lam[:, 1::2]))
 
 
-def _numpy_bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
-    np.matmul(a.numpy(), b.numpy(), out=out.numpy())
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().numpy()
 
 
 def _torch_bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
     torch.bmm(a, b, out=out)
 
 
+def _numpy_bmm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    np.matmul(a, b, out=out)
+
+
+def _numpy_bmm_of_tensors(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
+    np.matmul(_np(a), _np(b), out=_np(out))
+
+
+def _torch_take(src: torch.Tensor, index: torch.Tensor, out: torch.Tensor) -> None:
+    torch.index_select(src, 0, index, out=out)
+
+
+def _numpy_take(src: np.ndarray, index: np.ndarray, out: np.ndarray) -> None:
+    # "clip" writes into out directly; the default "raise" gathers into a temporary first (2 MB, page-faulted on
+    # every call: GL L = 128, float64, 16 maps, 4.9 ms instead of 0.4 ms); the indices are in range by construction
+    np.take(src, index, axis=0, out=out, mode="clip")
+
+
+@dataclass(frozen=True)
+class _Backend:
+    """How the stage runs: on torch tensors or on numpy views of them (``array``), with ``xp``'s ``add``,
+    ``subtract`` and ``multiply``, row gathers ``take`` and matmuls ``bmm``; and whether its two halves (the
+    parities: each folds its rings and runs its matmuls) run on two threads (:data:`TWIN`) or in order here."""
+
+    xp: ModuleType
+    array: Callable[[torch.Tensor], torch.Tensor | np.ndarray]
+    take: Callable
+    bmm: Callable
+    twin: bool = False
+
+    def halves(self, task: Callable[[tuple[int, ...]], None]) -> None:
+        if self.twin:
+            TWIN.both(task)
+        else:
+            task((0, 1))
+
+
+_BACKENDS = {
+    "torch": _Backend(torch, lambda t: t, _torch_take, _torch_bmm),
+    "numpy": _Backend(torch, lambda t: t, _torch_take, _numpy_bmm_of_tensors),  # numpy's matmuls, torch's glue
+    "twin": _Backend(np, _np, _numpy_take, _numpy_bmm, twin=True),  # all numpy, the twin thread's only calls
+}
+_BMM = {"torch": _torch_bmm, "numpy": _numpy_bmm_of_tensors}  # the Legendre matmul backends, in probe order
+
 # The scratch buffers of every S² transform (this stage's planes and rows, the ring stage's slabs), per thread: they
 # never outlive a call, so a forward and an inverse transform share one set, a smaller working set (GL L = 128,
 # float64, 16 maps: 13 MB for both directions instead of 24 MB; L = 1024: peak 6.28 GB instead of 6.86 GB).
 SCRATCH = Workspace()
 
-_BMM = {"torch": _torch_bmm, "numpy": _numpy_bmm}  # the Legendre matmul backends, in probe order
 # OpenBLAS runs a gemm on the calling thread up to M·N·K = 65536 · GEMM_MULTITHREAD_THRESHOLD (4 by default)
 _OPENBLAS_SINGLE_THREAD_MNK = 4 * 65536
+# Below this much matmul work per transform (multiply-adds, float32 counted half) two threads gained less than their
+# hand-off (0.1–0.2 ms) costs: round trips on two threads with the twin against the probe's backend, GL float64,
+# alternating in one process: L = 64, 16 maps (3.1 M) 9.1 against 8.5 ms; L = 128, 4 maps (5.2 M) 4.9 against 5.3 ms;
+# 8 maps 6.7 against 6.8 ms; 16 maps 13.2 against 15.6 ms (float32 7.9 against 8.3 ms); L = 256, 1 map (9.4 M) 13.4
+# against 19.3 ms
+_MIN_TWIN_WORK = 4_000_000
+
+
+def use_twin(shape: tuple[int, int, int, int], macs: int, itemsize: int, threads: int) -> bool:
+    """Whether the stage runs its halves on two threads, all in numpy (:mod:`sphcnn.spectral._twin`), for matmuls
+    ``[mb, n, k] @ [mb, k, cols]`` (the largest) and ``macs`` multiply-adds per transform.
+
+    Only where each matmul stays on its calling thread (below OpenBLAS's threading threshold) and the work pays
+    for the hand-offs. There the twin replaces torch's glue, whose OpenMP workers spin for milliseconds after
+    each op on the core that numpy's next matmul or ducc0's FFT needs. GL L = 128, float64, 16 maps, two
+    threads: forward / inverse 5.1 / 6.4 ms against 7.7 / 7.6 ms (medians of 4 alternating process pairs;
+    docs/bench_sht.md).
+    """
+    _, n, k, cols = shape
+    return threads > 1 and n * k * cols <= _OPENBLAS_SINGLE_THREAD_MNK and macs * itemsize // 8 >= _MIN_TWIN_WORK
 
 
 @lru_cache(maxsize=None)
@@ -219,19 +285,26 @@ class RingLegendre(TableModule):
             return tuple(t.transpose(1, 2) for t in tables)
         return tables
 
-    def _bmm(self, like: torch.Tensor, B: int):  # noqa: ANN202
-        """``bmm(a, b, out)`` by the backend the probe found faster for the first region's shape (CPU)."""
+    def _backend(self, like: torch.Tensor, B: int) -> _Backend:
+        """The two threads of :func:`use_twin` where they pay, else the matmuls the probe found faster for the first
+        region's shape (the largest) with torch's glue; torch off the CPU."""
         if like.device.type != "cpu":
-            return _torch_bmm
-        first = self.plan.regions[0]
-        shape = (first.m1 - first.m0, first.n_d, self.plan.n_north, 2 * B)
-        return _BMM[_fastest_bmm(shape, like.dtype, torch.get_num_threads())]
+            return _BACKENDS["torch"]
+        p, threads = self.plan, torch.get_num_threads()
+        first = p.regions[0]
+        shape = (first.m1 - first.m0, first.n_d, p.n_north, 2 * B)
+        macs = sum((r.m1 - r.m0) * r.n_d for r in p.regions) * p.n_north * 2 * B
+        if self.stored and use_twin(shape, macs, like.dtype.itemsize, threads):
+            return _BACKENDS["twin"]
+        return _BACKENDS[_fastest_bmm(shape, like.dtype, threads)]
 
-    def _region_tables(self, rings_to_rows: bool):  # noqa: ANN202
-        """Each region with its table, one block's tables alive at a time (above ``max_table_bytes`` they are
-        computed here, block by block)."""
+    def _region_tables(self, rings_to_rows: bool, parities: tuple[int, ...]):  # noqa: ANN202
+        """Each region of these parities with its table, one block's tables alive at a time (above
+        ``max_table_bytes`` they are computed here, block by block)."""
         block, tables = None, None
         for r in self.plan.regions:
+            if r.parity not in parities:
+                continue
             if r.block != block:
                 block, tables = r.block, self._tables(r.block, rings_to_rows)
             yield r, tables[r.parity]
@@ -242,39 +315,51 @@ class RingLegendre(TableModule):
         transposed view of a contiguous ``[L², B]`` tensor."""
         p, B = self.plan, H.shape[-1]
         hn, L = p.n_north, p.L
+        run = self._backend(H, B)
         # fold each ring with its mirror: (north + south, north − south), as [parity, m, ring, part, batch], so that
         # one matmul per block takes both parts as columns and writes each (m, ℓ, part) as a row of B values
-        fold = SCRATCH.empty("legendre planes", (2, L, hn, 2, B), H)
-        north, south = (H[i, :2 * L].view(L, 2, hn, B).transpose(1, 2) for i in (0, 1))
-        torch.add(north, south, out=fold[0])
-        torch.sub(north, south, out=fold[1])
-        rows = SCRATCH.empty("legendre rows", (p.n_rows, B), H)
-        bmm = self._bmm(H, B)
-        for r, table in self._region_tables(rings_to_rows=True):
-            mb = r.m1 - r.m0
-            bmm(table, fold[r.parity, r.m0:r.m1].view(mb, hn, 2 * B),
-                rows[r.start: r.start + 2 * mb * r.n_d].view(mb, r.n_d, 2 * B))
-        return torch.index_select(rows, 0, self.gather, out=fresh((L * L, B), rows)).T
+        fold = run.array(SCRATCH.empty("legendre planes", (2, L, hn, 2, B), H))
+        north, south = (run.array(H)[i, :2 * L].reshape(L, 2, hn, B).swapaxes(1, 2) for i in (0, 1))
+        rows = run.array(SCRATCH.empty("legendre rows", (p.n_rows, B), H))
+
+        def contract_parities(parities: tuple[int, ...]) -> None:
+            for parity in parities:
+                (run.xp.add if parity == 0 else run.xp.subtract)(north, south, out=fold[parity])
+            for r, table in self._region_tables(rings_to_rows=True, parities=parities):
+                mb = r.m1 - r.m0
+                run.bmm(run.array(table), fold[r.parity, r.m0:r.m1].reshape(mb, hn, 2 * B),
+                        rows[r.start: r.start + 2 * mb * r.n_d].reshape(mb, r.n_d, 2 * B))
+
+        run.halves(contract_parities)
+        out = fresh((L * L, B), H)
+        run.take(rows, run.array(self.gather), run.array(out))
+        return out.T
 
     def expand(self, c: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """Coefficients ``c [B, L²]`` → ring slabs ``out [2, ≥ 2L, n_north, B]`` (slabs < 2L written), to be read
         by the c2r ring synthesis; the adjoint of :meth:`contract` up to ``expand_scale``."""
         p, B = self.plan, c.shape[0]
         hn, L, LL = p.n_north, p.L, p.L * p.L
+        run = self._backend(c, B)
         # coefficient-major [L² + 1, B] with a zero row for padding: a row gather then reads whole batches (for
         # batch-major input the scaling multiply writes it transposed: cheaper than any gather across rows)
-        padded = SCRATCH.empty("coefficients", (LL + 1, B), c)
-        torch.mul(c.T, self.expand_scale[:, None], out=padded[:LL])
+        padded = run.array(SCRATCH.empty("coefficients", (LL + 1, B), c))
+        run.xp.multiply(run.array(c).T, run.array(self.expand_scale)[:, None], out=padded[:LL])
         padded[LL] = 0
-        rows = torch.index_select(padded, 0, self.scatter, out=SCRATCH.empty("legendre rows", (p.n_rows, B), c))
-        planes = SCRATCH.empty("legendre planes", (2, L, hn, 2, B), c)  # [parity, m, ring, part, batch]
-        bmm = self._bmm(c, B)
-        for r, table in self._region_tables(rings_to_rows=False):
-            mb = r.m1 - r.m0
-            bmm(table, rows[r.start: r.start + 2 * mb * r.n_d].view(mb, r.n_d, 2 * B),
-                planes[r.parity, r.m0:r.m1].view(mb, hn, 2 * B))
+        rows = run.array(SCRATCH.empty("legendre rows", (p.n_rows, B), c))
+        planes = run.array(SCRATCH.empty("legendre planes", (2, L, hn, 2, B), c))  # [parity, m, ring, part, batch]
+        scatter = run.array(self.scatter)
+
+        def expand_parities(parities: tuple[int, ...]) -> None:
+            for r, table in self._region_tables(rings_to_rows=False, parities=parities):
+                mb, region = r.m1 - r.m0, slice(r.start, r.start + 2 * (r.m1 - r.m0) * r.n_d)
+                run.take(padded, scatter[region], rows[region])
+                run.bmm(run.array(table), rows[region].reshape(mb, r.n_d, 2 * B),
+                        planes[r.parity, r.m0:r.m1].reshape(mb, hn, 2 * B))
+
+        run.halves(expand_parities)
         even, odd = planes
-        north, south = (out[i, :2 * L].view(L, 2, hn, B).transpose(1, 2) for i in (0, 1))
-        torch.add(even, odd, out=north)  # north: λ_even + λ_odd; its mirror: λ_even − λ_odd
-        torch.sub(even, odd, out=south)
+        north, south = (run.array(out)[i, :2 * L].reshape(L, 2, hn, B).swapaxes(1, 2) for i in (0, 1))
+        run.xp.add(even, odd, out=north)  # north: λ_even + λ_odd; its mirror: λ_even − λ_odd
+        run.xp.subtract(even, odd, out=south)
         return out

@@ -1,0 +1,98 @@
+"""The twin thread of the S² Legendre stage: its hand-off, its errors, and the transforms it runs."""
+
+import dataclasses
+import threading
+import time
+
+import pytest
+import torch
+
+from sphcnn.spectral import SHT, InverseSHT, S2Grid, _ring_legendre
+from sphcnn.spectral._twin import Twin
+from sphcnn.spectral.testing import evaluate_sh, random_coefficients, relative_error
+
+
+def test_the_twin_runs_one_half_on_another_thread():
+    twin, seen = Twin(), []
+    twin.both(lambda halves: seen.append((halves, threading.get_ident())))
+    assert sorted(halves for halves, _ in seen) == [(0,), (1,)]
+    assert {ident for _, ident in seen} == {threading.get_ident(), twin._thread.ident}
+
+
+def test_an_error_in_either_half_is_raised_after_both_are_done():
+    twin, done = Twin(), []
+
+    def fails_on_the_twin(halves):
+        if halves == (1,):
+            raise ValueError("twin half")
+
+    with pytest.raises(ValueError, match="twin half"):
+        twin.both(fails_on_the_twin)
+
+    def fails_here(halves):
+        if halves == (0,):
+            raise KeyError("caller half")
+        time.sleep(0.05)  # the caller must wait for this half: it writes into the caller's buffers
+        done.append(halves)
+
+    with pytest.raises(KeyError, match="caller half"):
+        twin.both(fails_here)
+    assert done == [(1,)]
+    twin.both(lambda halves: done.append(halves))  # still serving
+    assert sorted(done[1:]) == [(0,), (1,)]
+
+
+def test_a_busy_twin_leaves_both_halves_to_the_caller():
+    twin, inner = Twin(), []
+
+    def outer(halves):
+        if halves == (0,):
+            twin.both(lambda h: inner.append((h, threading.get_ident())))
+
+    twin.both(outer)
+    assert inner == [((0, 1), threading.get_ident())]
+
+
+def test_a_forked_child_starts_its_own_twin():
+    twin = Twin()
+    twin.both(lambda halves: None)
+    parent_thread = twin._thread
+    twin._pid = -1  # what a child sees after os.fork: the parent's pid, and no thread behind the parent's object
+    ran = []
+    twin.both(lambda halves: ran.append(halves))
+    assert twin._thread is not parent_thread and twin._thread.is_alive() and sorted(ran) == [(0,), (1,)]
+
+
+def test_the_twin_is_used_only_where_each_matmul_stays_on_one_thread_and_the_work_pays():
+    use_twin = _ring_legendre.use_twin
+    gl128 = (32, 64, 64, 32)  # GL L = 128, 16 maps: the first block's [mb, n_d, rings] @ [mb, rings, 2B]
+    assert use_twin(gl128, 21_000_000, 8, 2)
+    assert use_twin(gl128, 21_000_000, 4, 2)  # float32 (counted half)
+    assert not use_twin(gl128, 7_000_000, 4, 2)
+    assert not use_twin(gl128, 21_000_000, 8, 1)
+    assert not use_twin(gl128, 3_000_000, 8, 2)
+    assert not use_twin((32, 128, 128, 32), 170_000_000, 8, 2)  # GL L = 256: OpenBLAS would thread each matmul
+
+
+def test_transforms_on_the_twin_are_exact_with_gradients(gen, monkeypatch):
+    """Forced on (a small grid): each parity's matmuls run on their own thread, in numpy, with the same results."""
+    monkeypatch.setattr(_ring_legendre, "use_twin", lambda *args: True)
+    threads = set()
+    numpy_bmm = _ring_legendre._numpy_bmm
+
+    def spy(a, b, out):
+        threads.add(threading.get_ident())
+        numpy_bmm(a, b, out)
+
+    twin = dataclasses.replace(_ring_legendre._BACKENDS["twin"], bmm=spy)
+    monkeypatch.setitem(_ring_legendre._BACKENDS, "twin", twin)
+    grid = S2Grid(40, "gl")  # two blocks of orders: four regions
+    fwd, inv = SHT(grid, dtype=torch.float64), InverseSHT(grid, dtype=torch.float64)
+    c = random_coefficients(40, 3, generator=gen)
+    x = evaluate_sh(c, grid.points())
+    assert relative_error(inv(c), x) < 1e-13 and relative_error(fwd(x), c) < 1e-13
+    assert len(threads) == 2 and threading.get_ident() in threads
+    small = S2Grid(6, "gl")
+    fwd, inv = SHT(small, dtype=torch.float64), InverseSHT(small, dtype=torch.float64)
+    t = torch.randn(2, *small.shape, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: inv(fwd(t)), (t,))
