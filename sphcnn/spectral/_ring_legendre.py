@@ -187,6 +187,12 @@ class _Backend:
         else:
             task((0, 1))
 
+    def row_chunks(self, n: int, k: int, cols: int) -> list[slice]:
+        """Row ranges of ``[n, k] @ [k, cols]``: on the twin, few enough rows for OpenBLAS to multiply each on the
+        calling thread; else all rows at once."""
+        step = max(1, _OPENBLAS_SINGLE_THREAD_MNK // max(1, k * cols) if self.twin else n)
+        return [slice(start, min(n, start + step)) for start in range(0, n, step)]
+
 
 _BACKENDS = {
     "torch": _Backend(torch, lambda t: t, _torch_take, _torch_bmm),
@@ -208,20 +214,23 @@ _OPENBLAS_SINGLE_THREAD_MNK = 4 * 65536
 # 8 maps 6.7 against 6.8 ms; 16 maps 13.2 against 15.6 ms (float32 7.9 against 8.3 ms); L = 256, 1 map (9.4 M) 13.4
 # against 19.3 ms
 _MIN_TWIN_WORK = 4_000_000
+_MIN_TWIN_ROWS = 32  # fewer rows per matmul call would cost more in calls than the second core gains
 
 
 def use_twin(shape: tuple[int, int, int, int], macs: int, itemsize: int, threads: int) -> bool:
     """Whether the stage runs its halves on two threads, all in numpy (:mod:`sphcnn.spectral._twin`), for matmuls
     ``[mb, n, k] @ [mb, k, cols]`` (the largest) and ``macs`` multiply-adds per transform.
 
-    Only where each matmul stays on its calling thread (below OpenBLAS's threading threshold) and the work pays
-    for the hand-offs. There the twin replaces torch's glue, whose OpenMP workers spin for milliseconds after
-    each op on the core that numpy's next matmul or ducc0's FFT needs. GL L = 128, float64, 16 maps, two
-    threads: forward / inverse 5.1 / 6.4 ms against 7.7 / 7.6 ms (medians of 4 alternating process pairs;
-    docs/bench_sht.md).
+    Only where the work pays for the hand-offs, and where chunks of at least :data:`_MIN_TWIN_ROWS` rows of each
+    matmul stay below OpenBLAS's threading threshold, so that each runs on its calling thread (the twin splits
+    larger ones into such chunks, :meth:`_Backend.row_chunks`). There the twin replaces torch's glue, whose OpenMP
+    workers spin for milliseconds after each op on the core that numpy's next matmul or ducc0's FFT needs. GL
+    L = 128, float64, 16 maps, two threads: forward / inverse 5.1 / 6.4 ms against 7.7 / 7.6 ms (medians of 4
+    alternating process pairs; docs/bench_sht.md).
     """
     _, n, k, cols = shape
-    return threads > 1 and n * k * cols <= _OPENBLAS_SINGLE_THREAD_MNK and macs * itemsize // 8 >= _MIN_TWIN_WORK
+    return (threads > 1 and max(n, k) * cols * _MIN_TWIN_ROWS <= _OPENBLAS_SINGLE_THREAD_MNK
+            and macs * itemsize // 8 >= _MIN_TWIN_WORK)
 
 
 @lru_cache(maxsize=None)
@@ -327,8 +336,10 @@ class RingLegendre(TableModule):
                 (run.xp.add if parity == 0 else run.xp.subtract)(north, south, out=fold[parity])
             for r, table in self._region_tables(rings_to_rows=True, parities=parities):
                 mb = r.m1 - r.m0
-                run.bmm(run.array(table), fold[r.parity, r.m0:r.m1].reshape(mb, hn, 2 * B),
-                        rows[r.start: r.start + 2 * mb * r.n_d].reshape(mb, r.n_d, 2 * B))
+                a, b = run.array(table), fold[r.parity, r.m0:r.m1].reshape(mb, hn, 2 * B)
+                out = rows[r.start: r.start + 2 * mb * r.n_d].reshape(mb, r.n_d, 2 * B)
+                for chunk in run.row_chunks(r.n_d, hn, 2 * B):
+                    run.bmm(a[:, chunk], b, out[:, chunk])
 
         run.halves(contract_parities)
         out = fresh((L * L, B), H)
@@ -354,8 +365,10 @@ class RingLegendre(TableModule):
             for r, table in self._region_tables(rings_to_rows=False, parities=parities):
                 mb, region = r.m1 - r.m0, slice(r.start, r.start + 2 * (r.m1 - r.m0) * r.n_d)
                 run.take(padded, scatter[region], rows[region])
-                run.bmm(run.array(table), rows[region].reshape(mb, r.n_d, 2 * B),
-                        planes[r.parity, r.m0:r.m1].reshape(mb, hn, 2 * B))
+                a, b = run.array(table), rows[region].reshape(mb, r.n_d, 2 * B)
+                out = planes[r.parity, r.m0:r.m1].reshape(mb, hn, 2 * B)
+                for chunk in run.row_chunks(hn, r.n_d, 2 * B):
+                    run.bmm(a[:, chunk], b, out[:, chunk])
 
         run.halves(expand_parities)
         even, odd = planes
