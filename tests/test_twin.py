@@ -43,11 +43,14 @@ def test_an_error_in_either_half_is_raised_after_both_are_done():
 
 
 def test_a_busy_twin_leaves_both_halves_to_the_caller():
-    twin, inner = Twin(), []
+    twin, inner, nested_done = Twin(), [], threading.Event()
 
     def outer(halves):
         if halves == (0,):
             twin.both(lambda h: inner.append((h, threading.get_ident())))
+            nested_done.set()
+        else:
+            nested_done.wait(10)  # the twin is busy until the nested call has run
 
     twin.both(outer)
     assert inner == [((0, 1), threading.get_ident())]

@@ -29,44 +29,45 @@ Halves = tuple[int, ...]
 class Twin:
     def __init__(self) -> None:
         self._pid = os.getpid()
-        self._lock = threading.Lock()
+        self._idle = threading.Lock()  # held from a hand-off until the twin has finished its half
         self._tasks: queue.SimpleQueue = queue.SimpleQueue()
-        self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
     def _serve(self) -> None:
         while True:
-            task = self._tasks.get()
+            task, reply = self._tasks.get()
             try:
                 task((1,))
             except BaseException as error:  # noqa: BLE001 - handed to the caller, which re-raises it
-                self._done.put(error)
+                outcome = error
             else:
-                self._done.put(None)
+                outcome = None
+            self._idle.release()
+            reply.put(outcome)
 
     def both(self, task: Callable[[Halves], None]) -> None:
         """``task((1,))`` on the twin while ``task((0,))`` runs here; ``task((0, 1))`` here when the twin is busy.
 
         Returns when both halves are done (they write into the caller's buffers); an error in either is raised here.
+        Each call has its own reply queue, and the twin frees itself only when its half is done, so a caller
+        interrupted while waiting leaves no stale reply and no hand-off to a twin still at work.
         """
         if self._pid != os.getpid():  # threads do not survive a fork
             self.__init__()
-        if not self._lock.acquire(blocking=False):
+        if not self._idle.acquire(blocking=False):
             task((0, 1))
             return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name="sphcnn-twin", daemon=True)
+            self._thread.start()
+        reply: queue.SimpleQueue = queue.SimpleQueue()
+        self._tasks.put((task, reply))
         try:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._serve, name="sphcnn-twin", daemon=True)
-                self._thread.start()
-            self._tasks.put(task)
-            try:
-                task((0,))
-            finally:
-                error = self._done.get()
-            if error is not None:
-                raise error
+            task((0,))
         finally:
-            self._lock.release()
+            error = reply.get()
+        if error is not None:
+            raise error
 
 
 TWIN = Twin()
