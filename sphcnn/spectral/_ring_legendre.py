@@ -14,6 +14,11 @@ coefficients ``ℓ² + ℓ + m`` moves rows of ``batch`` values with an L²-entr
 (a gather of single interleaved elements, as complex spectra need, took 3–10× as long).
 The two directions (``contract`` and ``expand``) are mutually adjoint with the same
 table; :mod:`sphcnn.spectral.sht` makes each whole transform's backward the other one.
+
+The two parities are independent: on more than one thread and above a work threshold
+(:func:`use_twin`) they run side by side, one on the caller and one on a second thread
+(:mod:`sphcnn.spectral._twin`), in numpy, each matmul in row chunks that OpenBLAS
+multiplies on the calling thread.
 """
 
 from __future__ import annotations
