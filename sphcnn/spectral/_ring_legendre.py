@@ -219,7 +219,9 @@ _OPENBLAS_SINGLE_THREAD_MNK = 4 * 65536
 # 8 maps 6.7 against 6.8 ms; 16 maps 13.2 against 15.6 ms (float32 7.9 against 8.3 ms); L = 256, 1 map (9.4 M) 13.4
 # against 19.3 ms
 _MIN_TWIN_WORK = 4_000_000
-_MIN_TWIN_ROWS = 32  # fewer rows per matmul call would cost more in calls than the second core gains
+# the smallest chunks measured (GL L = 512, 16 maps: 32 rows); L = 1024 would take 16-row chunks, not measured, so
+# it keeps the probe's backend
+_MIN_TWIN_ROWS = 32
 
 
 def use_twin(shape: tuple[int, int, int, int], macs: int, itemsize: int, threads: int) -> bool:
