@@ -161,7 +161,7 @@ def _numpy_bmm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
 
 
 def _numpy_bmm_of_tensors(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
-    np.matmul(_np(a), _np(b), out=_np(out))
+    _numpy_bmm(_np(a), _np(b), _np(out))
 
 
 def _torch_take(src: torch.Tensor, index: torch.Tensor, out: torch.Tensor) -> None:
@@ -195,7 +195,9 @@ class _Backend:
     def row_chunks(self, n: int, k: int, cols: int) -> list[slice]:
         """Row ranges of ``[n, k] @ [k, cols]``: on the twin, few enough rows for OpenBLAS to multiply each on the
         calling thread; else all rows at once."""
-        step = max(1, _OPENBLAS_SINGLE_THREAD_MNK // max(1, k * cols) if self.twin else n)
+        if not self.twin:
+            return [slice(0, n)] if n else []
+        step = max(1, _OPENBLAS_SINGLE_THREAD_MNK // max(1, k * cols))
         return [slice(start, min(n, start + step)) for start in range(0, n, step)]
 
 
@@ -309,7 +311,7 @@ class RingLegendre(TableModule):
         p, threads = self.plan, torch.get_num_threads()
         first = p.regions[0]
         shape = (first.m1 - first.m0, first.n_d, p.n_north, 2 * B)
-        macs = sum((r.m1 - r.m0) * r.n_d for r in p.regions) * p.n_north * 2 * B
+        macs = p.n_rows * p.n_north * B  # rows of B-column pairs (cosine, sine) against n_north rings
         if self.stored and use_twin(shape, macs, like.dtype.itemsize, threads):
             return _BACKENDS["twin"]
         return _BACKENDS[_fastest_bmm(shape, like.dtype, threads)]
