@@ -15,10 +15,14 @@ coefficients ``ℓ² + ℓ + m`` moves rows of ``batch`` values with an L²-entr
 The two directions (``contract`` and ``expand``) are mutually adjoint with the same
 table; :mod:`sphcnn.spectral.sht` makes each whole transform's backward the other one.
 
-The two parities are independent: on more than one thread and above a work threshold
-(:func:`use_twin`) they run side by side, one on the caller and one on a second thread
-(:mod:`sphcnn.spectral._twin`), in numpy, each matmul in row chunks that OpenBLAS
-multiplies on the calling thread.
+The orders m are independent from the rings to the coefficients, so the stage runs in two
+halves, each a set of m-blocks of equal work (:attr:`RingPlan.halves`) that it folds,
+multiplies and scatters (analysis), or gathers, multiplies and unfolds (synthesis), one
+block at a time, in per-half scratch that stays in cache. The halves own disjoint rows of
+the slabs and of the coefficients, so nothing is left to do serially after them. On more
+than one thread and above a work threshold (:func:`use_twin`) they run side by side, one
+on the caller and one on a second thread (:mod:`sphcnn.spectral._twin`), in numpy, each
+matmul in row chunks that OpenBLAS multiplies on the calling thread.
 """
 
 from __future__ import annotations
@@ -75,10 +79,10 @@ class RingPlan:
     theta_north: np.ndarray
     weight_north: np.ndarray  # quadrature weight per point of each northern ring
     m_blocks: tuple[tuple[int, int], ...]
-    regions: tuple[Region, ...]
+    halves: tuple[tuple[int, ...], tuple[int, ...]]  # the m-blocks of each half of the stage, of equal work
+    regions: tuple[Region, ...]  # block by block, each block's even then odd parity
     n_rows: int
-    gather: np.ndarray  # coefficient ℓ²+ℓ+m → its row
-    scatter: np.ndarray  # row → coefficient index (L² for padding: ℓ ≥ L, and the unused sine plane of m = 0)
+    scatter: np.ndarray  # row → coefficient index; padding rows (ℓ ≥ L, the unused sine plane of m = 0) → L² + half
 
     @property
     def north(self) -> slice:
@@ -118,21 +122,24 @@ class RingPlan:
                 n_d = len(range(parity, L - m0, 2))
                 regions.append(Region(i, parity, m0, m1, n_d, pos))
                 pos += 2 * (m1 - m0) * n_d
-        gather = np.zeros(L * L, dtype=np.int64)
-        scatter = np.full(pos, L * L, dtype=np.int64)
+        halves = _balanced_halves([(m1 - m0) * (L - m0) for m0, m1 in m_blocks])
+        scatter = np.empty(pos, dtype=np.int64)
         for r in regions:
+            scatter[r.start: r.start + 2 * (r.m1 - r.m0) * r.n_d] = L * L + (r.block in halves[1])
             for m in range(r.m0, r.m1):
                 ells = np.arange(m + r.parity, L, 2)
                 rows = r.start + 2 * ((m - r.m0) * r.n_d + (ells - m) // 2)
                 for part in (0, 1) if m > 0 else (1,):  # m = 0: one cosine plane, in the place of a sine plane
-                    coeffs = ells * ells + ells + (-m if part == 1 and m > 0 else m)
-                    gather[coeffs] = rows + part
-                    scatter[rows + part] = coeffs
+                    scatter[rows + part] = ells * ells + ells + (-m if part == 1 and m > 0 else m)
         return RingPlan(grid_key=grid.key, L=L, n_rings=R, n_north=n_north, pair_start=pair_start, n_pairs=n_pairs,
                         south_start=int(south[-1]) if n_pairs else R,
                         unpaired=tuple(r for r in range(n_north) if not pair_start <= r < pair_start + n_pairs),
                         theta_north=theta[:n_north], weight_north=weights[:n_north], m_blocks=m_blocks,
-                        regions=tuple(regions), n_rows=pos, gather=gather, scatter=scatter)
+                        halves=halves, regions=tuple(regions), n_rows=pos, scatter=scatter)
+
+    def block_regions(self, block: int) -> tuple[Region, Region]:
+        """The (even, odd) regions of an m-block."""
+        return self.regions[2 * block], self.regions[2 * block + 1]
 
     def table_bytes(self, itemsize: int) -> int:
         return sum((m1 - m0) * (self.L - m0) * self.n_north for m0, m1 in self.m_blocks) * itemsize
@@ -146,6 +153,18 @@ class RingPlan:
             return lam[:, 0::2], lam[:, 1::2]
         # synthesis contracts over degrees: store [m, ring, d] so its matmul reads a contiguous table
         return tuple(np.ascontiguousarray(t.transpose(0, 2, 1)) for t in (lam[:, 0::2], lam[:, 1::2]))
+
+
+def _balanced_halves(work: list[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Item indices split in two sets of about equal total ``work``, each in increasing order (largest first to the
+    lighter set)."""
+    sets: tuple[list[int], list[int]] = ([], [])
+    totals = [0, 0]
+    for i in sorted(range(len(work)), key=lambda i: -work[i]):
+        lighter = int(totals[1] < totals[0])
+        sets[lighter].append(i)
+        totals[lighter] += work[i]
+    return tuple(sorted(sets[0])), tuple(sorted(sets[1]))
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -164,25 +183,42 @@ def _numpy_bmm_of_tensors(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -
     _numpy_bmm(_np(a), _np(b), _np(out))
 
 
-def _torch_take(src: torch.Tensor, index: torch.Tensor, out: torch.Tensor) -> None:
-    torch.index_select(src, 0, index, out=out)
+def _torch_take(src: torch.Tensor, index: torch.Tensor, out: torch.Tensor, axis: int = 0) -> None:
+    torch.index_select(src, axis, index, out=out)
 
 
-def _numpy_take(src: np.ndarray, index: np.ndarray, out: np.ndarray) -> None:
+def _numpy_take(src: np.ndarray, index: np.ndarray, out: np.ndarray, axis: int = 0) -> None:
     # "clip" writes into out directly; the default "raise" gathers into a temporary first (2 MB, page-faulted on
     # every call: GL L = 128, float64, 16 maps, 4.9 ms instead of 0.4 ms); the indices are in range by construction
-    np.take(src, index, axis=0, out=out, mode="clip")
+    np.take(src, index, axis=axis, out=out, mode="clip")
+
+
+def _torch_put(src: torch.Tensor, index: torch.Tensor, out: torch.Tensor) -> None:
+    out.index_copy_(0, index, src)
+
+
+def _numpy_put(src: np.ndarray, index: np.ndarray, out: np.ndarray) -> None:
+    # rows as single items: put copies each with one memcpy (GL L = 128, float64, 16 maps: 0.09 ms against 0.28 ms
+    # for out[index] = src, whose iterator moves single elements)
+    np.put(_as_items(out), index, _as_items(src), mode="clip")
+
+
+def _as_items(rows: np.ndarray) -> np.ndarray:
+    """A C-contiguous ``[n, k]`` array as n opaque items of k values."""
+    return rows.view(np.dtype((np.void, rows.shape[1] * rows.itemsize))).reshape(-1)
 
 
 @dataclass(frozen=True)
 class _Backend:
     """How the stage runs: on torch tensors or on numpy views of them (``array``), with ``xp``'s ``add``,
-    ``subtract`` and ``multiply``, row gathers ``take`` and matmuls ``bmm``; and whether its two halves (the
-    parities: each folds its rings and runs its matmuls) run on two threads (:data:`TWIN`) or in order here."""
+    ``subtract`` and ``multiply``, gathers ``take`` (along an axis), row scatters ``put`` and matmuls ``bmm``; and
+    whether its two halves (each a set of m-blocks, from its rings to its coefficients and back) run on two
+    threads (:data:`TWIN`) or in order here."""
 
     xp: ModuleType
     array: Callable[[torch.Tensor], torch.Tensor | np.ndarray]
     take: Callable
+    put: Callable
     bmm: Callable
     twin: bool = False
 
@@ -202,9 +238,9 @@ class _Backend:
 
 
 _BACKENDS = {
-    "torch": _Backend(torch, lambda t: t, _torch_take, _torch_bmm),
-    "numpy": _Backend(torch, lambda t: t, _torch_take, _numpy_bmm_of_tensors),  # numpy's matmuls, torch's glue
-    "twin": _Backend(np, _np, _numpy_take, _numpy_bmm, twin=True),  # all numpy, the twin thread's only calls
+    "torch": _Backend(torch, lambda t: t, _torch_take, _torch_put, _torch_bmm),
+    "numpy": _Backend(torch, lambda t: t, _torch_take, _torch_put, _numpy_bmm_of_tensors),  # numpy matmuls, torch glue
+    "twin": _Backend(np, _np, _numpy_take, _numpy_put, _numpy_bmm, twin=True),  # all numpy: the twin's only calls
 }
 _BMM = {"torch": _torch_bmm, "numpy": _numpy_bmm_of_tensors}  # the Legendre matmul backends, in probe order
 
@@ -275,7 +311,6 @@ class RingLegendre(TableModule):
         self.plan = plan
         self.is_forward = forward
         self.stored = self.plan.table_bytes(torch.finfo(dtype).bits // 8) <= max_table_bytes
-        self.register_buffer("gather", torch.from_numpy(plan.gather), persistent=False)
         self.register_buffer("scatter", torch.from_numpy(plan.scatter), persistent=False)
         self._build_tables(dtype, torch.device("cpu"))
 
@@ -297,7 +332,7 @@ class RingLegendre(TableModule):
         if self.stored:
             tables = getattr(self, f"even_{i}"), getattr(self, f"odd_{i}")
         else:
-            tables = tuple(torch.from_numpy(t).to(dtype=self.table_dtype, device=self.gather.device)
+            tables = tuple(torch.from_numpy(t).to(dtype=self.table_dtype, device=self.scatter.device)
                            for t in self.plan.block_tables(*self.plan.m_blocks[i], self.is_forward))
         if rings_to_rows != self.is_forward:
             return tuple(t.transpose(1, 2) for t in tables)
@@ -316,16 +351,18 @@ class RingLegendre(TableModule):
             return _BACKENDS["twin"]
         return _BACKENDS[_fastest_bmm(shape, like.dtype, threads)]
 
-    def _region_tables(self, rings_to_rows: bool, parities: tuple[int, ...]):  # noqa: ANN202
-        """Each region of these parities with its table, one block's tables alive at a time (above
+    def _region_tables(self, rings_to_rows: bool, blocks: tuple[int, ...]):  # noqa: ANN202
+        """The (even, odd) regions of these m-blocks with their tables, one block's tables alive at a time (above
         ``max_table_bytes`` they are computed here, block by block)."""
-        block, tables = None, None
-        for r in self.plan.regions:
-            if r.parity not in parities:
-                continue
-            if r.block != block:
-                block, tables = r.block, self._tables(r.block, rings_to_rows)
-            yield r, tables[r.parity]
+        for block in blocks:
+            tables = self._tables(block, rings_to_rows)
+            for r in self.plan.block_regions(block):
+                yield r, tables[r.parity]
+
+    def _scratch(self, name: str, like: torch.Tensor, run: _Backend, *shape: int):  # noqa: ANN202
+        """Two per-call buffers ``shape`` (one per half) of this thread's workspace, as ``run`` arrays."""
+        flat = run.array(SCRATCH.empty(name, (2, math.prod(shape)), like))
+        return [flat[h].reshape(shape) for h in (0, 1)]
 
     def contract(self, H: torch.Tensor) -> torch.Tensor:
         """Ring slabs ``H [2, ≥ 2L, n_north, B]`` (northern rings, then their mirrors; zero for unpaired rings)
@@ -334,26 +371,29 @@ class RingLegendre(TableModule):
         p, B = self.plan, H.shape[-1]
         hn, L = p.n_north, p.L
         run = self._backend(H, B)
-        # fold each ring with its mirror: (north + south, north − south), as [parity, m, ring, part, batch], so that
-        # one matmul per block takes both parts as columns and writes each (m, ℓ, part) as a row of B values
-        fold = run.array(SCRATCH.empty("legendre planes", (2, L, hn, 2, B), H))
         north, south = (run.array(H)[i, :2 * L].reshape(L, 2, hn, B).swapaxes(1, 2) for i in (0, 1))
-        rows = run.array(SCRATCH.empty("legendre rows", (p.n_rows, B), H))
+        mb_max, rows_max = max(m1 - m0 for m0, m1 in p.m_blocks), max(2 * (r.m1 - r.m0) * r.n_d for r in p.regions)
+        # each half folds one block's parity at a time (ring ± mirror, as [m, ring, part, batch]: one matmul per
+        # block takes both parts as columns and writes each (m, ℓ, part) as a row of B values) and scatters its rows
+        # to their coefficients: the halves own disjoint orders m, and a padding row each (rows L² and L² + 1)
+        folds = self._scratch("legendre planes", H, run, mb_max, hn, 2, B)
+        rows = self._scratch("legendre rows", H, run, rows_max, B)
+        out = fresh((L * L + 2, B), H)
+        coefficients, scatter = run.array(out), run.array(self.scatter)
 
-        def contract_parities(parities: tuple[int, ...]) -> None:
-            for parity in parities:
-                (run.xp.add if parity == 0 else run.xp.subtract)(north, south, out=fold[parity])
-            for r, table in self._region_tables(rings_to_rows=True, parities=parities):
-                mb = r.m1 - r.m0
-                a, b = run.array(table), fold[r.parity, r.m0:r.m1].reshape(mb, hn, 2 * B)
-                out = rows[r.start: r.start + 2 * mb * r.n_d].reshape(mb, r.n_d, 2 * B)
-                for chunk in run.row_chunks(r.n_d, hn, 2 * B):
-                    run.bmm(a[:, chunk], b, out[:, chunk])
+        def contract_blocks(halves: tuple[int, ...]) -> None:
+            for h in halves:
+                for r, table in self._region_tables(rings_to_rows=True, blocks=p.halves[h]):
+                    mb, n = r.m1 - r.m0, 2 * (r.m1 - r.m0) * r.n_d
+                    fold = folds[h][:mb]
+                    (run.xp.add if r.parity == 0 else run.xp.subtract)(north[r.m0:r.m1], south[r.m0:r.m1], out=fold)
+                    a, b, c = run.array(table), fold.reshape(mb, hn, 2 * B), rows[h][:n].reshape(mb, r.n_d, 2 * B)
+                    for chunk in run.row_chunks(r.n_d, hn, 2 * B):
+                        run.bmm(a[:, chunk], b, c[:, chunk])
+                    run.put(rows[h][:n], scatter[r.start: r.start + n], coefficients)
 
-        run.halves(contract_parities)
-        out = fresh((L * L, B), H)
-        run.take(rows, run.array(self.gather), run.array(out))
-        return out.T
+        run.halves(contract_blocks)
+        return out[:L * L].T
 
     def expand(self, c: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """Coefficients ``c [B, L²]`` → ring slabs ``out [2, ≥ 2L, n_north, B]`` (slabs < 2L written), to be read
@@ -361,27 +401,39 @@ class RingLegendre(TableModule):
         p, B = self.plan, c.shape[0]
         hn, L, LL = p.n_north, p.L, p.L * p.L
         run = self._backend(c, B)
-        # coefficient-major [L² + 1, B] with a zero row for padding: a row gather then reads whole batches (for
-        # batch-major input the scaling multiply writes it transposed: cheaper than any gather across rows)
-        padded = run.array(SCRATCH.empty("coefficients", (LL + 1, B), c))
-        run.xp.multiply(run.array(c).T, run.array(self.expand_scale)[:, None], out=padded[:LL])
-        padded[LL] = 0
-        rows = run.array(SCRATCH.empty("legendre rows", (p.n_rows, B), c))
-        planes = run.array(SCRATCH.empty("legendre planes", (2, L, hn, 2, B), c))  # [parity, m, ring, part, batch]
+        mb_max, rows_max = max(m1 - m0 for m0, m1 in p.m_blocks), max(2 * (r.m1 - r.m0) * r.n_d for r in p.regions)
+        # coefficient-major [L² + 2, B], scaled, with zero rows for padding: a row gather then reads whole batches
+        # (for batch-major input the halves write it transposed, each a range of coefficients: cheaper than any
+        # gather across rows)
+        padded = run.array(SCRATCH.empty("coefficients", (LL + 2, B), c))
+        padded[LL:] = 0
+        c, scale = run.array(c), run.array(self.expand_scale)[:, None]
+        ranges = (slice(0, LL // 2), slice(LL // 2, LL))
+
+        def scale_halves(halves: tuple[int, ...]) -> None:
+            for h in halves:
+                run.xp.multiply(c[:, ranges[h]].T, scale[ranges[h]], out=padded[ranges[h]])
+
+        rows = self._scratch("legendre rows", out, run, rows_max, B)
+        planes = self._scratch("legendre planes", out, run, 2, mb_max, hn, 2, B)  # [parity, m, ring, part, batch]
         scatter = run.array(self.scatter)
-
-        def expand_parities(parities: tuple[int, ...]) -> None:
-            for r, table in self._region_tables(rings_to_rows=False, parities=parities):
-                mb, region = r.m1 - r.m0, slice(r.start, r.start + 2 * (r.m1 - r.m0) * r.n_d)
-                run.take(padded, scatter[region], rows[region])
-                a, b = run.array(table), rows[region].reshape(mb, r.n_d, 2 * B)
-                out = planes[r.parity, r.m0:r.m1].reshape(mb, hn, 2 * B)
-                for chunk in run.row_chunks(hn, r.n_d, 2 * B):
-                    run.bmm(a[:, chunk], b, out[:, chunk])
-
-        run.halves(expand_parities)
-        even, odd = planes
         north, south = (run.array(out)[i, :2 * L].reshape(L, 2, hn, B).swapaxes(1, 2) for i in (0, 1))
-        run.xp.add(even, odd, out=north)  # north: λ_even + λ_odd; its mirror: λ_even − λ_odd
-        run.xp.subtract(even, odd, out=south)
+
+        def expand_blocks(halves: tuple[int, ...]) -> None:
+            for h in halves:
+                for block in p.halves[h]:
+                    m0, m1 = p.m_blocks[block]
+                    for r, table in self._region_tables(rings_to_rows=False, blocks=(block,)):
+                        mb, n = m1 - m0, 2 * (m1 - m0) * r.n_d
+                        run.take(padded, scatter[r.start: r.start + n], rows[h][:n])
+                        a, b = run.array(table), rows[h][:n].reshape(mb, r.n_d, 2 * B)
+                        planes_out = planes[h][r.parity, :mb].reshape(mb, hn, 2 * B)
+                        for chunk in run.row_chunks(hn, r.n_d, 2 * B):
+                            run.bmm(a[:, chunk], b, planes_out[:, chunk])
+                    even, odd = planes[h][:, :m1 - m0]
+                    run.xp.add(even, odd, out=north[m0:m1])  # north: λ_even + λ_odd; its mirror: λ_even − λ_odd
+                    run.xp.subtract(even, odd, out=south[m0:m1])
+
+        run.halves(scale_halves)
+        run.halves(expand_blocks)
         return out

@@ -3,13 +3,13 @@
 Why a thread of our own, though the transforms otherwise start none (see :mod:`sphcnn.spectral._fft`):
 at moderate sizes on two cores the Legendre stage's matmuls are too small for OpenBLAS to split
 (below its threading threshold they run on the calling thread) and torch's own ops split elementwise
-glue, but not a sequence of small matmuls. The two parities of the stage are independent, so one
-half runs here and the other on the twin, each on one core, with numpy's glue in place of torch's
+glue, but not a sequence of small matmuls. The stage's orders m are independent, so one half of
+them runs here and the other on the twin, each on one core, with numpy's glue in place of torch's
 (whose OpenMP workers spin for milliseconds after each op, on the core the next numpy matmul or
 ducc0 FFT needs). GL L = 128, float64, 16 maps, two threads: forward / inverse 5.1 / 6.4 ms against
 7.7 / 7.6 ms (docs/bench_sht.md); where it pays: :func:`sphcnn.spectral._ring_legendre.use_twin`.
 
-The twin only ever runs numpy calls (ufuncs, ``take``, ``matmul`` below OpenBLAS's threading
+The twin only ever runs numpy calls (ufuncs, ``take``, ``put``, ``matmul`` below OpenBLAS's threading
 threshold; of torch only `detach` and `numpy` views): no torch kernel, which could start a second
 OpenMP team, and no BLAS pool. It is started on
 first use, sleeps on a queue between calls, and is a daemon; a forked child starts its own. A call
