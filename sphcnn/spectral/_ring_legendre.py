@@ -203,6 +203,10 @@ def _numpy_put(src: np.ndarray, index: np.ndarray, out: np.ndarray) -> None:
     np.put(_as_items(out), index, _as_items(src), mode="clip")
 
 
+def _numpy_put_of_tensors(src: torch.Tensor, index: torch.Tensor, out: torch.Tensor) -> None:
+    _numpy_put(_np(src), _np(index), _np(out))  # torch's index_copy_: 0.18 against 0.07 ms (10,240 rows of 16)
+
+
 def _as_items(rows: np.ndarray) -> np.ndarray:
     """A C-contiguous ``[n, k]`` array as n opaque items of k values."""
     return rows.view(np.dtype((np.void, rows.shape[1] * rows.itemsize))).reshape(-1)
@@ -239,7 +243,7 @@ class _Backend:
 
 _BACKENDS = {
     "torch": _Backend(torch, lambda t: t, _torch_take, _torch_put, _torch_bmm),
-    "numpy": _Backend(torch, lambda t: t, _torch_take, _torch_put, _numpy_bmm_of_tensors),  # numpy matmuls, torch glue
+    "numpy": _Backend(torch, lambda t: t, _torch_take, _numpy_put_of_tensors, _numpy_bmm_of_tensors),  # torch's glue
     "twin": _Backend(np, _np, _numpy_take, _numpy_put, _numpy_bmm, twin=True),  # all numpy: the twin's only calls
 }
 _BMM = {"torch": _torch_bmm, "numpy": _numpy_bmm_of_tensors}  # the Legendre matmul backends, in probe order
