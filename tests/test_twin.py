@@ -4,6 +4,7 @@ import dataclasses
 import threading
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -78,6 +79,20 @@ def test_the_twin_is_used_only_where_chunks_of_each_matmul_stay_on_one_thread_an
     assert not use_twin((32, 512, 512, 32), 10**10, 8, 2)  # L = 1024: chunks of 16 rows would cost more than they gain
 
 
+@pytest.mark.parametrize("L", [40, 128, 256, 1024])
+def test_the_halves_share_the_orders_and_the_work(L):
+    """Each m-block in exactly one half; the halves' matmul work differs by less than one block's."""
+    plan = _ring_legendre.RingPlan.build(S2Grid(L, "gl"), L)
+    assert sorted(plan.halves[0] + plan.halves[1]) == list(range(len(plan.m_blocks)))
+    work = [(m1 - m0) * (L - m0) for m0, m1 in plan.m_blocks]
+    assert abs(sum(work[i] for i in plan.halves[0]) - sum(work[i] for i in plan.halves[1])) <= max(work)
+    padding = plan.scatter >= L * L  # each half scatters its padding rows into a row of its own
+    half_of_row = np.concatenate([np.full(2 * (r.m1 - r.m0) * r.n_d, int(r.block in plan.halves[1]))
+                                  for r in plan.regions])
+    assert np.array_equal(plan.scatter[padding] - L * L, half_of_row[padding])
+    assert np.array_equal(np.sort(plan.scatter[~padding]), np.arange(L * L))
+
+
 def test_twin_matmuls_come_in_chunks_below_openblas_threading_threshold():
     twin, threshold = _ring_legendre._BACKENDS["twin"], _ring_legendre._OPENBLAS_SINGLE_THREAD_MNK
     chunks = twin.row_chunks(128, 128, 32)  # GL L = 256, 16 maps
@@ -88,7 +103,8 @@ def test_twin_matmuls_come_in_chunks_below_openblas_threading_threshold():
 
 
 def test_transforms_on_the_twin_are_exact_with_gradients(gen, monkeypatch):
-    """Forced on (a small grid): each parity's matmuls run on their own thread, in numpy, with the same results."""
+    """Forced on (a small grid): each half's matmuls run on their own thread, in numpy, with the same results, for
+    batch-major and coefficient-major coefficients."""
     monkeypatch.setattr(_ring_legendre, "use_twin", lambda *args: True)
     threads = set()
     numpy_bmm = _ring_legendre._numpy_bmm
@@ -104,6 +120,7 @@ def test_transforms_on_the_twin_are_exact_with_gradients(gen, monkeypatch):
     c = random_coefficients(40, 3, generator=gen)
     x = evaluate_sh(c, grid.points())
     assert relative_error(inv(c), x) < 1e-13 and relative_error(fwd(x), c) < 1e-13
+    assert relative_error(inv(c.T.contiguous().T), x) < 1e-13
     assert len(threads) == 2 and threading.get_ident() in threads
     small = S2Grid(6, "gl")
     fwd, inv = SHT(small, dtype=torch.float64), InverseSHT(small, dtype=torch.float64)

@@ -183,14 +183,14 @@ def _numpy_bmm_of_tensors(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -
     _numpy_bmm(_np(a), _np(b), _np(out))
 
 
-def _torch_take(src: torch.Tensor, index: torch.Tensor, out: torch.Tensor, axis: int = 0) -> None:
-    torch.index_select(src, axis, index, out=out)
+def _torch_take(src: torch.Tensor, index: torch.Tensor, out: torch.Tensor) -> None:
+    torch.index_select(src, 0, index, out=out)
 
 
-def _numpy_take(src: np.ndarray, index: np.ndarray, out: np.ndarray, axis: int = 0) -> None:
+def _numpy_take(src: np.ndarray, index: np.ndarray, out: np.ndarray) -> None:
     # "clip" writes into out directly; the default "raise" gathers into a temporary first (2 MB, page-faulted on
     # every call: GL L = 128, float64, 16 maps, 4.9 ms instead of 0.4 ms); the indices are in range by construction
-    np.take(src, index, axis=axis, out=out, mode="clip")
+    np.take(src, index, axis=0, out=out, mode="clip")
 
 
 def _torch_put(src: torch.Tensor, index: torch.Tensor, out: torch.Tensor) -> None:
@@ -215,7 +215,7 @@ def _as_items(rows: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class _Backend:
     """How the stage runs: on torch tensors or on numpy views of them (``array``), with ``xp``'s ``add``,
-    ``subtract`` and ``multiply``, gathers ``take`` (along an axis), row scatters ``put`` and matmuls ``bmm``; and
+    ``subtract`` and ``multiply``, row gathers ``take``, row scatters ``put`` and matmuls ``bmm``; and
     whether its two halves (each a set of m-blocks, from its rings to its coefficients and back) run on two
     threads (:data:`TWIN`) or in order here."""
 
@@ -391,9 +391,9 @@ class RingLegendre(TableModule):
                     mb, n = r.m1 - r.m0, 2 * (r.m1 - r.m0) * r.n_d
                     fold = folds[h][:mb]
                     (run.xp.add if r.parity == 0 else run.xp.subtract)(north[r.m0:r.m1], south[r.m0:r.m1], out=fold)
-                    a, b, c = run.array(table), fold.reshape(mb, hn, 2 * B), rows[h][:n].reshape(mb, r.n_d, 2 * B)
+                    a, b, product = run.array(table), fold.reshape(mb, hn, 2 * B), rows[h][:n].reshape(mb, r.n_d, 2 * B)
                     for chunk in run.row_chunks(r.n_d, hn, 2 * B):
-                        run.bmm(a[:, chunk], b, c[:, chunk])
+                        run.bmm(a[:, chunk], b, product[:, chunk])
                     run.put(rows[h][:n], scatter[r.start: r.start + n], coefficients)
 
         run.halves(contract_blocks)
