@@ -328,3 +328,14 @@ def test_the_matmul_probe_times_numpy_only_below_openblas_threading_threshold(mo
     assert probe((4, 256, 256, 32), torch.float64, 2) == "torch" and not timed  # M·N·K = 2,097,152
     assert probe((4, 64, 64, 32), torch.float64, 2) == "numpy" and len(timed) == 1  # 131,072: on the caller
     assert probe((4, 256, 256, 32), torch.float64, 1) == "numpy" and len(timed) == 2  # one thread: no pool
+
+
+@pytest.mark.parametrize("grid", [S2Grid(8, "gl"), S2Grid(8, "dh"), S2Grid(8, "healpix", nside=4)],
+                         ids=["gl", "dh", "healpix"])
+def test_empty_batches_give_empty_results_and_gradients(grid):
+    x = torch.zeros(2, 0, *grid.shape, dtype=torch.float64, requires_grad=True)
+    c = SHT(grid, dtype=torch.float64)(x)
+    y = InverseSHT(grid, dtype=torch.float64)(c)
+    assert c.shape == (2, 0, 64) and y.shape == (2, 0, *grid.shape)
+    y.sum().backward()
+    assert x.grad.shape == x.shape

@@ -160,11 +160,15 @@ class _TransformBase(nn.Module):
 
     def _analyze(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, *grid]`` → ``[B, L²]`` with this module's Legendre table (no autograd)."""
+        if x.shape[0] == 0:  # the FFT libraries reject empty arrays
+            return x.new_zeros(0, self.L * self.L)
         return self.legendre.contract(self.longitude.analysis(x))
 
     def _synthesize(self, c: torch.Tensor) -> torch.Tensor:
         """``[B, L²]`` → ``[B, *grid]`` with this module's Legendre table (no autograd): the adjoint of
         :meth:`_analyze` (``expand_scale`` and the c2r's doubling of m > 0 cancel)."""
+        if c.shape[0] == 0:
+            return c.new_zeros(0, *self.grid.shape)
         H = self.longitude.slabs(c, c.shape[0])
         return self.longitude.synthesis(self.legendre.expand(c, H))
 
@@ -229,7 +233,7 @@ class SHT(_TransformBase):
         c = self._analysis(flat)
         for _ in range(self.iters):
             c = c + self._analysis(flat - self.inverse(c))
-        return c.reshape(*batch, -1)
+        return c.reshape(*batch, c.shape[-1])
 
 
 class InverseSHT(_TransformBase):
