@@ -280,3 +280,14 @@ def test_so3_modules_of_one_grid_share_their_wigner_tables():
     f = torch.randn(2, *grid.shape, dtype=torch.float64)
     assert torch.allclose(b(f.float()).double(), a(f), atol=1e-5)
 
+
+
+@pytest.mark.parametrize("L", [1, 6])
+def test_so3_empty_batches_give_empty_results_and_gradients(L):
+    grid = SO3Grid(L)
+    f = torch.zeros(3, 0, *grid.shape, dtype=torch.float64, requires_grad=True)
+    F = SO3FFT(grid, dtype=torch.float64)(f)
+    back = InverseSO3FFT(grid, dtype=torch.float64)(F)
+    assert F.shape == (3, 0, num_so3_coeffs(L)) and back.shape == f.shape
+    back.sum().backward()
+    assert f.grad.shape == f.shape

@@ -24,6 +24,7 @@ non-persistent buffers.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -295,8 +296,11 @@ class SO3FFT(_SO3Transform):
         self.grid.check(f, "f")
         self._check_dtype(f, "f")
         batch = f.shape[:-3]
-        f = f.reshape(-1, *self.grid.shape)
-        B = f.shape[0]
+        B = math.prod(batch)
+        f = f.reshape(B, *self.grid.shape)
+        if B == 0:  # the FFT libraries reject empty arrays: the zero map keeps the result in the autograd graph
+            n, K = math.prod(self.grid.shape), num_so3_coeffs(self.L)
+            return (f.reshape(0, n) @ f.new_zeros(n, K)).reshape(*batch, K)
         if self.L == 1:
             return (f.reshape(B, -1) @ self.haar_weights).reshape(*batch, 1)
         # Σ_{α,γ} f e^{−imα} e^{−inγ} for n ≥ 0, pair-major: [(m, n), β, 2B]
@@ -437,6 +441,8 @@ class InverseSO3FFT(_SO3Transform):
         batch = F.shape[:-1]
         Ft = F.reshape(-1, F.shape[-1]).T  # [coeffs, B]
         B, (n_beta, n_ag, _) = Ft.shape[1], self.grid.shape
+        if B == 0:
+            return (Ft.T @ F.new_zeros(F.shape[-1], math.prod(self.grid.shape))).reshape(*batch, *self.grid.shape)
         if B == 1 and self.single_signal:
             rows = self._change_of_basis(F.reshape(-1))  # [(pair, ℓ, part)]
             pairs = self._single_contraction(rows)  # [(pair, β), 2]
