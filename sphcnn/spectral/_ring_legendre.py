@@ -65,6 +65,14 @@ class Region:
     n_d: int
     start: int
 
+    @property
+    def n_rows(self) -> int:
+        return 2 * (self.m1 - self.m0) * self.n_d
+
+    @property
+    def rows(self) -> slice:
+        return slice(self.start, self.start + self.n_rows)
+
 
 @dataclass(frozen=True)
 class RingPlan:
@@ -123,11 +131,11 @@ class RingPlan:
             for parity in (0, 1):
                 n_d = len(range(parity, L - m0, 2))
                 regions.append(Region(i, parity, m0, m1, n_d, pos))
-                pos += 2 * (m1 - m0) * n_d
+                pos += regions[-1].n_rows
         halves = _balanced_halves([(m1 - m0) * (L - m0) for m0, m1 in m_blocks])
         scatter = np.empty(pos, dtype=np.int64)
         for r in regions:
-            scatter[r.start: r.start + 2 * (r.m1 - r.m0) * r.n_d] = L * L + (r.block in halves[1])
+            scatter[r.rows] = L * L + (r.block in halves[1])
             for m in range(r.m0, r.m1):
                 ells = np.arange(m + r.parity, L, 2)
                 rows = r.start + 2 * ((m - r.m0) * r.n_d + (ells - m) // 2)
@@ -138,6 +146,14 @@ class RingPlan:
                         unpaired=tuple(r for r in range(n_north) if not pair_start <= r < pair_start + n_pairs),
                         theta_north=theta[:n_north], weight_north=weights[:n_north], m_blocks=m_blocks,
                         halves=halves, regions=tuple(regions), n_rows=pos, scatter=scatter)
+
+    @property
+    def max_block(self) -> int:
+        return max(m1 - m0 for m0, m1 in self.m_blocks)
+
+    @property
+    def max_region_rows(self) -> int:
+        return max(r.n_rows for r in self.regions)
 
     def block_regions(self, block: int) -> tuple[Region, Region]:
         """The (even, odd) regions of an m-block."""
@@ -378,25 +394,24 @@ class RingLegendre(TableModule):
         hn, L = p.n_north, p.L
         run = self._backend(H, B)
         north, south = (run.array(H)[i, :2 * L].reshape(L, 2, hn, B).swapaxes(1, 2) for i in (0, 1))
-        mb_max, rows_max = max(m1 - m0 for m0, m1 in p.m_blocks), max(2 * (r.m1 - r.m0) * r.n_d for r in p.regions)
         # each half folds one block's parity at a time (ring ± mirror, as [m, ring, part, batch]: one matmul per
         # block takes both parts as columns and writes each (m, ℓ, part) as a row of B values) and scatters its rows
         # to their coefficients: the halves own disjoint orders m, and a padding row each (rows L² and L² + 1)
-        folds = self._scratch("legendre planes", H, run, mb_max, hn, 2, B)
-        rows = self._scratch("legendre rows", H, run, rows_max, B)
-        out = fresh((L * L + 2, B), H)
+        folds = self._scratch("legendre planes", H, run, p.max_block, hn, 2, B)
+        rows = self._scratch("legendre rows", H, run, p.max_region_rows, B)
+        out = fresh((L * L + len(p.halves), B), H)
         coefficients, scatter = run.array(out), run.array(self.scatter)
 
         def contract_blocks(halves: tuple[int, ...]) -> None:
             for h in halves:
                 for r, table in self._region_tables(rings_to_rows=True, blocks=p.halves[h]):
-                    mb, n = r.m1 - r.m0, 2 * (r.m1 - r.m0) * r.n_d
+                    mb, n = r.m1 - r.m0, r.n_rows
                     fold = folds[h][:mb]
                     (run.xp.add if r.parity == 0 else run.xp.subtract)(north[r.m0:r.m1], south[r.m0:r.m1], out=fold)
                     a, b, product = run.array(table), fold.reshape(mb, hn, 2 * B), rows[h][:n].reshape(mb, r.n_d, 2 * B)
                     for chunk in run.row_chunks(r.n_d, hn, 2 * B):
                         run.bmm(a[:, chunk], b, product[:, chunk])
-                    run.put(rows[h][:n], scatter[r.start: r.start + n], coefficients)
+                    run.put(rows[h][:n], scatter[r.rows], coefficients)
 
         run.halves(contract_blocks)
         return out[:L * L].T
@@ -407,11 +422,10 @@ class RingLegendre(TableModule):
         p, B = self.plan, c.shape[0]
         hn, L, LL = p.n_north, p.L, p.L * p.L
         run = self._backend(c, B)
-        mb_max, rows_max = max(m1 - m0 for m0, m1 in p.m_blocks), max(2 * (r.m1 - r.m0) * r.n_d for r in p.regions)
         # coefficient-major [L² + 2, B], scaled, with zero rows for padding: a row gather then reads whole batches
         # (for batch-major input the halves write it transposed, each a range of coefficients: cheaper than any
         # gather across rows)
-        padded = run.array(SCRATCH.empty("coefficients", (LL + 2, B), c))
+        padded = run.array(SCRATCH.empty("coefficients", (LL + len(p.halves), B), c))
         padded[LL:] = 0
         c, scale = run.array(c), run.array(self.expand_scale)[:, None]
         ranges = (slice(0, LL // 2), slice(LL // 2, LL))
@@ -420,8 +434,8 @@ class RingLegendre(TableModule):
             for h in halves:
                 run.xp.multiply(c[:, ranges[h]].T, scale[ranges[h]], out=padded[ranges[h]])
 
-        rows = self._scratch("legendre rows", out, run, rows_max, B)
-        planes = self._scratch("legendre planes", out, run, 2, mb_max, hn, 2, B)  # [parity, m, ring, part, batch]
+        rows = self._scratch("legendre rows", out, run, p.max_region_rows, B)
+        planes = self._scratch("legendre planes", out, run, 2, p.max_block, hn, 2, B)  # [parity, m, ring, part, batch]
         scatter = run.array(self.scatter)
         north, south = (run.array(out)[i, :2 * L].reshape(L, 2, hn, B).swapaxes(1, 2) for i in (0, 1))
 
@@ -430,8 +444,8 @@ class RingLegendre(TableModule):
                 for block in p.halves[h]:
                     m0, m1 = p.m_blocks[block]
                     for r, table in self._region_tables(rings_to_rows=False, blocks=(block,)):
-                        mb, n = m1 - m0, 2 * (m1 - m0) * r.n_d
-                        run.take(padded, scatter[r.start: r.start + n], rows[h][:n])
+                        mb, n = m1 - m0, r.n_rows
+                        run.take(padded, scatter[r.rows], rows[h][:n])
                         a, b = run.array(table), rows[h][:n].reshape(mb, r.n_d, 2 * B)
                         planes_out = planes[h][r.parity, :mb].reshape(mb, hn, 2 * B)
                         for chunk in run.row_chunks(hn, r.n_d, 2 * B):
