@@ -90,12 +90,17 @@ def test_each_direction_is_probed_on_its_own_with_a_power_of_two_batch(monkeypat
     x = torch.zeros(3, 4, 9)
     assert ring_backend("auto", x, 9, 2, 3, False) == "torch"
     ring_backend("auto", x, 9, 2, 3, True)
-    threads = torch.get_num_threads()
-    assert asked == [(9, 2, 4, torch.float32, threads, False), (9, 2, 4, torch.float32, threads, True)]
+    threads, every = torch.get_num_threads(), _ring_fft.ring_backends()
+    assert asked == [(9, 2, 4, torch.float32, threads, False, every), (9, 2, 4, torch.float32, threads, True, every)]
     assert ring_backend("scipy" if "scipy" in BACKENDS else "torch", x, 9, 2, 3, False) in BACKENDS  # no probe
     assert len(asked) == 2
+    ring_backend("auto", x, 9, 2, 3, False, on_twin=True)  # the twin's halves: numpy backends, one thread each
+    assert asked[2] == (9, 2, 4, torch.float32, 1, False, _ring_fft.numpy_ring_backends())
+    with pytest.raises(ValueError, match="numpy ring backends only"):
+        ring_backend("torch", x, 9, 2, 3, False, on_twin=True)
 
 
 def test_the_probe_returns_an_installed_backend():
     for inverse in (False, True):
-        assert _ring_fft._fastest_rings(15, 3, 2, torch.float64, torch.get_num_threads(), inverse) in BACKENDS
+        assert _ring_fft._fastest_rings(15, 3, 2, torch.float64, torch.get_num_threads(), inverse,
+                                        _ring_fft.ring_backends()) in BACKENDS

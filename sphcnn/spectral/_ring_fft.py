@@ -40,7 +40,12 @@ except ImportError:  # pragma: no cover - other scipy layouts: torch and ducc0 o
 
 def ring_backends() -> tuple[str, ...]:
     """The CPU backends of the ring transforms installed here, in the order the ``"auto"`` probe times them."""
-    return ("torch",) + (("scipy",) if _scipy_r2r is not None else ()) + (("ducc0",) if _ducc is not None else ())
+    return ("torch",) + numpy_ring_backends()
+
+
+def numpy_ring_backends() -> tuple[str, ...]:
+    """The ring backends here that are numpy calls, the only ones the Legendre stage's twin thread runs."""
+    return (("scipy",) if _scipy_r2r is not None else ()) + (("ducc0",) if _ducc is not None else ())
 
 
 def _r2r(backend: str):  # noqa: ANN202
@@ -86,8 +91,9 @@ def slabs_to_spectrum(H: torch.Tensor, L: int) -> torch.Tensor:
     return Y
 
 
-def rings_to_slabs(x: torch.Tensor, rings: slice, out: torch.Tensor, backend: str) -> None:
-    """Slabs ``out[1:] [n, count, B]`` of the rings ``x[:, rings]`` of real ``x [B, R, n]``; ``out[0]`` untouched."""
+def rings_to_slabs(x: torch.Tensor, rings: slice, out: torch.Tensor, backend: str, threads: int | None = None) -> None:
+    """Slabs ``out[1:] [n, count, B]`` of the rings ``x[:, rings]`` of real ``x [B, R, n]``; ``out[0]`` untouched.
+    ``threads``: of a numpy backend (default torch's intra-op count)."""
     n = x.shape[-1]
     if backend == "torch":
         spectrum = torch.fft.rfft(_select_rings(x, rings)).permute(2, 1, 0)  # [n//2 + 1, count, B]
@@ -98,12 +104,14 @@ def rings_to_slabs(x: torch.Tensor, rings: slice, out: torch.Tensor, backend: st
         return
     xn = x.detach().numpy()[:, rings].transpose(2, 1, 0)
     _r2r(backend)(xn, axes=(0,), real2hermitian=True, forward=False, inorm=0, out=out[1:].numpy(),
-                  nthreads=torch.get_num_threads())
+                  nthreads=threads or torch.get_num_threads())
 
 
-def slabs_to_rings(H: torch.Tensor, L: int, rings: slice, out: torch.Tensor, backend: str) -> None:
+def slabs_to_rings(H: torch.Tensor, L: int, rings: slice, out: torch.Tensor, backend: str,
+                   threads: int | None = None) -> None:
     """Write the rings ``out[:, rings]`` of ``out [B, R, n]`` from the slabs ``H [n + 1, count, B]`` of orders
-    m < L (c2r, see the module docstring); H is scratch: its slabs ≥ 2L are zeroed here."""
+    m < L (c2r, see the module docstring); H is scratch: its slabs ≥ 2L are zeroed here. ``threads``: of a numpy
+    backend (default torch's intra-op count)."""
     n = out.shape[-1]
     if backend == "torch":
         rows = torch.fft.irfft(slabs_to_spectrum(H, L).permute(2, 1, 0), n=n, norm="forward")
@@ -112,32 +120,39 @@ def slabs_to_rings(H: torch.Tensor, L: int, rings: slice, out: torch.Tensor, bac
         else:
             out.index_copy_(1, ring_index(rings, out.device), rows)
         return
-    H[2 * L:] = 0
+    slabs = H.detach().numpy()
+    slabs[2 * L:] = 0
     target = out.numpy()[:, rings].transpose(2, 1, 0)
-    _r2r(backend)(H[1:].numpy(), axes=(0,), real2hermitian=False, forward=True, inorm=0, out=target,
-                  nthreads=torch.get_num_threads())
+    _r2r(backend)(slabs[1:], axes=(0,), real2hermitian=False, forward=True, inorm=0, out=target,
+                  nthreads=threads or torch.get_num_threads())
 
 
 @lru_cache(maxsize=None)
-def _fastest_rings(n: int, count: int, batch: int, dtype: torch.dtype, threads: int, inverse: bool) -> str:
-    """The backend of one direction for ``batch`` maps (a :func:`probe_count`) of ``count`` rings of length n,
-    timed on the Legendre stage's north/south split (two calls, the second on mirrored rings)."""
+def _fastest_rings(n: int, count: int, batch: int, dtype: torch.dtype, threads: int, inverse: bool,
+                   backends: tuple[str, ...]) -> str:
+    """The backend of ``backends`` for one direction, for ``batch`` maps (a :func:`probe_count`) of ``count`` rings
+    of length n, timed on the Legendre stage's north/south split (two calls, the second on mirrored rings)."""
     x = torch.randn(batch, 2 * count, n, dtype=dtype)
     H = torch.randn(n + 1, count, batch, dtype=dtype)
     label = f"{'inverse ' if inverse else ''}ring slabs n={n}, {batch}x{2 * count} rings, {dtype}, {threads} threads"
     halves = (slice(0, count, 1), slice(2 * count - 1, count - 1, -1))
     if not inverse:
-        return _faster(label, lambda b: [rings_to_slabs(x, half, H, b) for half in halves], ring_backends())
+        return _faster(label, lambda b: [rings_to_slabs(x, half, H, b, threads) for half in halves], backends)
     L = (n + 1) // 2
-    return _faster(label, lambda b: [slabs_to_rings(H, L, half, x, b) for half in halves], ring_backends())
+    return _faster(label, lambda b: [slabs_to_rings(H, L, half, x, b, threads) for half in halves], backends)
 
 
-def ring_backend(option: FFTBackend, like: torch.Tensor, n: int, count: int, batch: int, inverse: bool) -> str:
-    """The backend for ``option`` (``"auto"``: the fastest, probed once per size) on ``like``'s device."""
+def ring_backend(option: FFTBackend, like: torch.Tensor, n: int, count: int, batch: int, inverse: bool,
+                 on_twin: bool = False) -> str:
+    """The backend for ``option`` (``"auto"``: the fastest, probed once per size) on ``like``'s device;
+    ``on_twin``: of the numpy backends, each call on one thread (the halves of the Legendre stage's twin)."""
     check_option("fft_backend", option, FFTBackend)
+    if on_twin and option == "torch":
+        raise ValueError("the twin thread runs numpy ring backends only, not 'torch'")
     if like.device.type != "cpu" or option == "torch":
         return "torch"
     if option != "auto":
         _r2r(option)  # a clear error for a backend that is not installed
         return option
-    return _fastest_rings(n, count, probe_count(batch, count * n), like.dtype, torch.get_num_threads(), inverse)
+    threads, backends = (1, numpy_ring_backends()) if on_twin else (torch.get_num_threads(), ring_backends())
+    return _fastest_rings(n, count, probe_count(batch, count * n), like.dtype, threads, inverse, backends)

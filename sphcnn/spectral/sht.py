@@ -32,8 +32,10 @@ from torch import nn
 
 from ._cache import cached_module
 from ._options import check_transform_args
-from ._ring_fft import ring_backend, ring_index, rings_to_slabs, slabs_to_rings, slabs_to_spectrum, spectrum_to_slabs
+from ._ring_fft import (numpy_ring_backends, ring_backend, ring_index, rings_to_slabs, slabs_to_rings,
+                        slabs_to_spectrum, spectrum_to_slabs)
 from ._ring_legendre import SCRATCH, RingLegendre, RingPlan
+from ._twin import Phase
 from ._tables import TableModule
 from ._workspace import fresh
 from .grids import S2Grid
@@ -92,42 +94,71 @@ class _Longitude(TableModule):
     def _pairs(self, H: torch.Tensor) -> torch.Tensor:
         return H[1][:, self.plan.pair_start:self.plan.pair_start + self.plan.n_pairs]
 
-    def analysis(self, x: torch.Tensor) -> torch.Tensor:
-        """The slabs of ``x [B, *grid]`` (a workspace buffer, consumed by the Legendre stage)."""
+    @property
+    def splits(self) -> bool:
+        """Whether the ring FFTs can run as two halves on the Legendre stage's twin thread (numpy FFTs of the
+        northern rings and of their mirrors; HEALPix's go through torch)."""
+        return self.grid.kind != "healpix" and bool(numpy_ring_backends())
+
+    def analysis(self, x: torch.Tensor, H: torch.Tensor, on_twin: bool = False) -> Phase:
+        """The slabs ``H`` (:meth:`slabs`) of ``x [B, *grid]``, as a phase of two halves: the northern rings and
+        their mirrors (``on_twin``: one-thread numpy FFTs, each half on its own thread; needs :attr:`splits`)."""
         p, B = self.plan, x.shape[0]
-        H = self.slabs(x, B)
         if self.grid.kind == "healpix":
-            X = self._healpix_spectra(x)  # [L, R, B]
-            spectrum_to_slabs(X[:, :p.n_north], H[0])
-            if p.n_pairs:
-                spectrum_to_slabs(X.index_select(1, self.south), self._pairs(H))
-        else:
-            backend = ring_backend("auto", x, x.shape[-1], p.n_north, B, inverse=False)
-            rings_to_slabs(x, p.north, H[0], backend)
-            if p.n_pairs:
-                rings_to_slabs(x, p.south, self._pairs(H), backend)
-        H[:, 0] = 0  # unused (see _ring_fft); the Legendre stage multiplies it into rows it never reads
+            return lambda halves: self._healpix_analysis(x, H)
+        backend = ring_backend("auto", x, x.shape[-1], p.n_north, B, inverse=False, on_twin=on_twin)
+        threads = 1 if on_twin else None
+        slabs = H if backend == "torch" else H.detach().numpy()  # the twin runs no torch op
+
+        def transform(halves: tuple[int, ...]) -> None:
+            for h in halves:
+                if h == 0:
+                    rings_to_slabs(x, p.north, H[0], backend, threads)
+                elif p.n_pairs:
+                    rings_to_slabs(x, p.south, self._pairs(H), backend, threads)
+                slabs[h, 0] = 0  # unused (see _ring_fft); the Legendre stage multiplies it into rows it never reads
+                for r in p.unpaired if h == 1 else ():
+                    slabs[1, :, r] = 0
+
+        return transform
+
+    def _healpix_analysis(self, x: torch.Tensor, H: torch.Tensor) -> None:
+        p = self.plan
+        X = self._healpix_spectra(x)  # [L, R, B]
+        spectrum_to_slabs(X[:, :p.n_north], H[0])
+        if p.n_pairs:
+            spectrum_to_slabs(X.index_select(1, self.south), self._pairs(H))
+        H[:, 0] = 0
         for r in p.unpaired:
             H[1, :, r] = 0
-        return H
 
-    def synthesis(self, H: torch.Tensor) -> torch.Tensor:
-        """Samples ``[B, *grid]`` (fresh) from slabs ``H`` (scratch) of orders m < L, read as c2r reads them."""
+    def synthesis(self, H: torch.Tensor, out: torch.Tensor, on_twin: bool = False) -> Phase:
+        """Samples ``out [B, *grid]`` from slabs ``H`` (scratch) of orders m < L, read as c2r reads them, as a phase
+        of two halves: the northern rings and their mirrors (``on_twin`` as in :meth:`analysis`)."""
         p, B, L = self.plan, H.shape[-1], self.L
         if self.grid.kind == "healpix":
-            weight = H.new_full((L, 1, 1), 2.0)
-            weight[0] = 1  # c2r counts m > 0 twice; the complex ring sums below count each once
-            W = H.new_empty((L, p.n_rings, B), dtype=H.dtype.to_complex())
-            W[:, :p.n_north] = slabs_to_spectrum(H[0], L) * weight
-            if p.n_pairs:
-                W.index_copy_(1, self.south, slabs_to_spectrum(self._pairs(H), L) * weight)
-            return self._healpix_samples(W)
-        x = fresh((B, *self.grid.shape), H)
-        backend = ring_backend("auto", H, self.grid.shape[1], p.n_north, B, inverse=True)
-        slabs_to_rings(H[0], L, p.north, x, backend)
+            return lambda halves: self._healpix_synthesis(H, out)
+        backend = ring_backend("auto", H, self.grid.shape[1], p.n_north, B, inverse=True, on_twin=on_twin)
+        threads = 1 if on_twin else None
+
+        def transform(halves: tuple[int, ...]) -> None:
+            for h in halves:
+                if h == 0:
+                    slabs_to_rings(H[0], L, p.north, out, backend, threads)
+                elif p.n_pairs:
+                    slabs_to_rings(self._pairs(H), L, p.south, out, backend, threads)
+
+        return transform
+
+    def _healpix_synthesis(self, H: torch.Tensor, out: torch.Tensor) -> None:
+        p, B, L = self.plan, H.shape[-1], self.L
+        weight = H.new_full((L, 1, 1), 2.0)
+        weight[0] = 1  # c2r counts m > 0 twice; the complex ring sums below count each once
+        W = H.new_empty((L, p.n_rings, B), dtype=H.dtype.to_complex())
+        W[:, :p.n_north] = slabs_to_spectrum(H[0], L) * weight
         if p.n_pairs:
-            slabs_to_rings(self._pairs(H), L, p.south, x, backend)
-        return x
+            W.index_copy_(1, self.south, slabs_to_spectrum(self._pairs(H), L) * weight)
+        self._healpix_samples(W, out)
 
     def _healpix_spectra(self, x: torch.Tensor) -> torch.Tensor:
         """Σ_k f(θ_r, φ_k) e^{−imφ_k} per ring r of ``x [B, npix]``, complex ``[L, rings, B]``."""
@@ -137,15 +168,15 @@ class _Longitude(TableModule):
             out.append(torch.fft.fft(ring, dim=-1)[..., getattr(self, f"fold_{g}")] * getattr(self, f"phase_{g}"))
         return torch.cat(out, dim=-2)[..., self.ring_inverse, :].permute(2, 1, 0)
 
-    def _healpix_samples(self, w: torch.Tensor) -> torch.Tensor:
-        """f(θ_r, φ_k) = Re Σ_m W_rm e^{imφ_k} ``[B, npix]`` from complex ``w [L, rings, B]``."""
+    def _healpix_samples(self, w: torch.Tensor, out: torch.Tensor) -> None:
+        """``out [B, npix]``: f(θ_r, φ_k) = Re Σ_m W_rm e^{imφ_k} from complex ``w [L, rings, B]``."""
         w = w.permute(2, 1, 0)
-        out = []
+        parts = []
         for g, n in enumerate(self.group_sizes):
             rows = w[..., getattr(self, f"rings_{g}"), :] * getattr(self, f"phase_{g}").conj()
             folded = rows.new_zeros(*rows.shape[:-1], n).index_add(-1, getattr(self, f"fold_{g}"), rows)
-            out.append((torch.fft.ifft(folded, dim=-1) * n).real.flatten(-2))
-        return torch.cat(out, dim=-1)[..., self.pixel_inverse]
+            parts.append((torch.fft.ifft(folded, dim=-1) * n).real.flatten(-2))
+        torch.index_select(torch.cat(parts, dim=-1), -1, self.pixel_inverse, out=out)
 
 
 class _TransformBase(nn.Module):
@@ -160,17 +191,34 @@ class _TransformBase(nn.Module):
 
     def _analyze(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, *grid]`` → ``[B, L²]`` with this module's Legendre table (no autograd)."""
-        if x.shape[0] == 0:  # the FFT libraries reject empty arrays
+        B = x.shape[0]
+        if B == 0:  # the FFT libraries reject empty arrays
             return x.new_zeros(0, self.L * self.L)
-        return self.legendre.contract(self.longitude.analysis(x))
+        H = self.longitude.slabs(x, B)
+        run = self.legendre.backend(x, B)
+        coefficients, contract = self.legendre.contract_phase(H, run)
+        if run.twin and self.longitude.splits:  # one hand-off: the ring FFTs by hemisphere, then the orders m
+            run.phases(self.longitude.analysis(x, H, on_twin=True), contract)
+        else:
+            self.longitude.analysis(x, H)((0, 1))
+            run.phases(contract)
+        return coefficients
 
     def _synthesize(self, c: torch.Tensor) -> torch.Tensor:
         """``[B, L²]`` → ``[B, *grid]`` with this module's Legendre table (no autograd): the adjoint of
         :meth:`_analyze` (``expand_scale`` and the c2r's doubling of m > 0 cancel)."""
-        if c.shape[0] == 0:
+        B = c.shape[0]
+        if B == 0:
             return c.new_zeros(0, *self.grid.shape)
-        H = self.longitude.slabs(c, c.shape[0])
-        return self.longitude.synthesis(self.legendre.expand(c, H))
+        H = self.longitude.slabs(c, B)
+        run = self.legendre.backend(c, B)
+        x = fresh((B, *self.grid.shape), H)
+        if run.twin and self.longitude.splits:
+            run.phases(*self.legendre.expand_phases(c, H, run), self.longitude.synthesis(H, x, on_twin=True))
+        else:
+            run.phases(*self.legendre.expand_phases(c, H, run))
+            self.longitude.synthesis(H, x)((0, 1))
+        return x
 
     def _check_dtype(self, x: torch.Tensor, name: str) -> None:
         if x.dtype != self.legendre.table_dtype:
