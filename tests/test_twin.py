@@ -106,14 +106,14 @@ def test_a_forked_child_starts_its_own_twin():
 
 def test_the_twin_is_used_only_where_chunks_of_each_matmul_stay_on_one_thread_and_the_work_pays():
     use_twin = _ring_legendre.use_twin
-    gl128 = (32, 64, 64, 16)  # GL L = 128, 16 maps: the first block's [mb, n_d, rings] @ [2, mb, rings, B]
+    gl128 = (32, 64, 64, 32)  # GL L = 128, 16 maps: the first block's [mb, n_d, rings] @ [mb, rings, 2B]
     assert use_twin(gl128, 21_000_000, 8, 2)
     assert use_twin(gl128, 21_000_000, 4, 2)  # float32 (counted half)
     assert not use_twin(gl128, 7_000_000, 4, 2)
     assert not use_twin(gl128, 21_000_000, 8, 1)
     assert not use_twin(gl128, 3_000_000, 8, 2)
-    assert use_twin((32, 256, 256, 16), 1_400_000_000, 8, 2)  # GL L = 512: in chunks of 64 rows
-    assert not use_twin((32, 512, 512, 16), 10**10, 8, 2)  # L = 1024: chunks of 32 rows, not measured
+    assert use_twin((32, 128, 128, 32), 170_000_000, 8, 2)  # GL L = 256: in chunks of 64 rows
+    assert not use_twin((32, 512, 512, 32), 10**10, 8, 2)  # L = 1024: chunks of 16 rows would cost more than they gain
 
 
 @pytest.mark.parametrize("L", [40, 128, 256, 1024])
@@ -132,12 +132,11 @@ def test_the_halves_share_the_orders_and_the_work(L):
 
 def test_twin_matmuls_come_in_chunks_below_openblas_threading_threshold():
     twin, threshold = _ring_legendre._BACKENDS["twin"], _ring_legendre._OPENBLAS_SINGLE_THREAD_MNK
-    chunks = twin.row_chunks(256, 256, 16)  # GL L = 512, 16 maps
-    assert [c.start for c in chunks] == [0, 64, 128, 192]
-    assert all((c.stop - c.start) * 256 * 16 <= threshold for c in chunks)
-    assert twin.row_chunks(100, 256, 16) == [slice(0, 64), slice(64, 100)]  # ragged last chunk, every row once
-    assert _ring_legendre._BACKENDS["torch"].row_chunks(256, 256, 16) == [slice(0, 256)]
-    assert twin.row_chunks(0, 64, 16) == []
+    chunks = twin.row_chunks(128, 128, 32)  # GL L = 256, 16 maps
+    assert [c.start for c in chunks] == [0, 64] and all((c.stop - c.start) * 128 * 32 <= threshold for c in chunks)
+    assert twin.row_chunks(100, 128, 32) == [slice(0, 64), slice(64, 100)]  # ragged last chunk, every row once
+    assert _ring_legendre._BACKENDS["torch"].row_chunks(128, 128, 32) == [slice(0, 128)]
+    assert twin.row_chunks(0, 64, 32) == []
 
 
 @pytest.mark.parametrize("kind", ["gl", "dh"])  # dh: a pole ring without a mirror

@@ -55,8 +55,8 @@ MIN_M_BLOCK = 32
 @dataclass(frozen=True)
 class Region:
     """Rows ``[start, start + 2·(m1 − m0)·n_d)`` of the block outputs: orders m0 … m1 − 1, degrees ℓ = m + d for
-    d ≡ parity (mod 2), d < L − m0, part-major: the cosine (part 0) or sine (part 1) row of (m, d) is
-    :meth:`first_row` ``(part, m) + d // 2``."""
+    d ≡ parity (mod 2), d < L − m0; the cosine (part 0) and sine (part 1) rows of (m, d) are
+    ``start + 2·((m − m0)·n_d + d // 2) + part``."""
 
     block: int
     parity: int
@@ -72,9 +72,6 @@ class Region:
     @property
     def rows(self) -> slice:
         return slice(self.start, self.start + self.n_rows)
-
-    def first_row(self, part: int, m: int) -> int:
-        return self.start + (part * (self.m1 - self.m0) + m - self.m0) * self.n_d
 
 
 @dataclass(frozen=True)
@@ -141,8 +138,9 @@ class RingPlan:
             scatter[r.rows] = L * L + (r.block in halves[1])
             for m in range(r.m0, r.m1):
                 ells = np.arange(m + r.parity, L, 2)
+                rows = r.start + 2 * ((m - r.m0) * r.n_d + (ells - m) // 2)
                 for part in (0, 1) if m > 0 else (1,):  # m = 0: one cosine plane, in the place of a sine plane
-                    scatter[r.first_row(part, m) + (ells - m) // 2] = ells * ells + ells + (-m if part == 1 and m > 0 else m)
+                    scatter[rows + part] = ells * ells + ells + (-m if part == 1 and m > 0 else m)
         return RingPlan(grid_key=grid.key, L=L, n_rings=R, n_north=n_north, pair_start=pair_start, n_pairs=n_pairs,
                         south_start=int(south[-1]) if n_pairs else R,
                         unpaired=tuple(r for r in range(n_north) if not pair_start <= r < pair_start + n_pairs),
@@ -191,18 +189,12 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().numpy()
 
 
-# The Legendre matmuls: one table ``a [mb, n, k]`` times both parts ``b [2, mb, k, B]`` (cosine, sine) into
-# ``out [2, mb, n, B]``. Parts as the outer axis keep the fold and unfold with the ring slabs contiguous runs of
-# rings × batch (as [m, ring, part, batch] columns of one matmul, they moved runs of B values: GL L = 128, 16 maps,
-# float32, fold 0.87 against 0.11 ms per transform) at no cost in the matmuls (numpy, one thread: 0.82 against
-# 1.02 ms float32, 2.96 against 2.99 ms float64)
 def _torch_bmm(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
-    for part in range(b.shape[0]):
-        torch.bmm(a, b[part], out=out[part])
+    torch.bmm(a, b, out=out)
 
 
 def _numpy_bmm(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-    np.matmul(a, b, out=out)  # a broadcast over the parts
+    np.matmul(a, b, out=out)
 
 
 def _numpy_bmm_of_tensors(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
@@ -231,11 +223,6 @@ def _numpy_put(src: np.ndarray, index: np.ndarray, out: np.ndarray) -> None:
 
 def _numpy_put_of_tensors(src: torch.Tensor, index: torch.Tensor, out: torch.Tensor) -> None:
     _numpy_put(_np(src), _np(index), _np(out))  # torch's index_copy_: 0.18 against 0.07 ms (10,240 rows of 16)
-
-
-def _view(flat, *shape: int):  # noqa: ANN001, ANN202 (a tensor or an array)
-    """The contiguous prefix of a flat buffer in ``shape``."""
-    return flat[:math.prod(shape)].reshape(shape)
 
 
 def _as_items(rows: np.ndarray) -> np.ndarray:
@@ -294,14 +281,14 @@ _OPENBLAS_SINGLE_THREAD_MNK = 4 * 65536
 # 8 maps 6.7 against 6.8 ms; 16 maps 13.2 against 15.6 ms (float32 7.9 against 8.3 ms); L = 256, 1 map (9.4 M) 13.4
 # against 19.3 ms
 _MIN_TWIN_WORK = 4_000_000
-# the smallest chunks measured (GL L = 512, 16 maps: 64 rows of B columns); L = 1024 would take 32-row chunks, not
-# measured, so it keeps the probe's backend
-_MIN_TWIN_ROWS = 64
+# the smallest chunks measured (GL L = 512, 16 maps: 32 rows); L = 1024 would take 16-row chunks, not measured, so
+# it keeps the probe's backend
+_MIN_TWIN_ROWS = 32
 
 
 def use_twin(shape: tuple[int, int, int, int], macs: int, itemsize: int, threads: int) -> bool:
     """Whether the stage runs its halves on two threads, all in numpy (:mod:`sphcnn.spectral._twin`), for matmuls
-    ``[mb, n, k] @ [2, mb, k, cols]`` (the largest) and ``macs`` multiply-adds per transform.
+    ``[mb, n, k] @ [mb, k, cols]`` (the largest) and ``macs`` multiply-adds per transform.
 
     Only where the work pays for the hand-offs, and where chunks of at least :data:`_MIN_TWIN_ROWS` rows of each
     matmul stay below OpenBLAS's threading threshold, so that each runs on its calling thread (the twin splits
@@ -317,7 +304,7 @@ def use_twin(shape: tuple[int, int, int, int], macs: int, itemsize: int, threads
 
 @lru_cache(maxsize=None)
 def _fastest_bmm(shape: tuple[int, int, int, int], dtype: torch.dtype, threads: int) -> str:
-    """torch's ``bmm`` or numpy's ``matmul`` for ``[mb, n, k] @ [2, mb, k, cols]``, whichever is faster here (timed
+    """torch's ``bmm`` or numpy's ``matmul`` for ``[mb, n, k] @ [mb, k, cols]``, whichever is faster here (timed
     once per shape, dtype and thread count, like the FFT backends; both directions use the analysis' shape).
 
     On the AMD EPYC of our benchmarks torch's (MKL's) float64 kernels ran at a third to a half of numpy's
@@ -335,8 +322,7 @@ def _fastest_bmm(shape: tuple[int, int, int, int], dtype: torch.dtype, threads: 
     mb, n, k, cols = shape
     if threads > 1 and n * k * cols > _OPENBLAS_SINGLE_THREAD_MNK:
         return "torch"
-    a, b = torch.randn(mb, n, k, dtype=dtype), torch.randn(2, mb, k, cols, dtype=dtype)
-    out = torch.empty(2, mb, n, cols, dtype=dtype)
+    a, b, out = torch.randn(mb, n, k, dtype=dtype), torch.randn(mb, k, cols, dtype=dtype), torch.empty(mb, n, cols, dtype=dtype)
     return _faster(f"Legendre matmul {list(shape)}, {dtype}, {threads} threads", lambda name: _BMM[name](a, b, out),
                    tuple(_BMM))
 
@@ -383,8 +369,8 @@ class RingLegendre(TableModule):
             return _BACKENDS["torch"]
         p, threads = self.plan, torch.get_num_threads()
         first = p.regions[0]
-        shape = (first.m1 - first.m0, first.n_d, p.n_north, B)
-        macs = p.n_rows * p.n_north * B  # rows of B columns against n_north rings
+        shape = (first.m1 - first.m0, first.n_d, p.n_north, 2 * B)
+        macs = p.n_rows * p.n_north * B  # rows of B-column pairs (cosine, sine) against n_north rings
         if self.stored and use_twin(shape, macs, like.dtype.itemsize, threads):
             return _BACKENDS["twin"]
         return _BACKENDS[_fastest_bmm(shape, like.dtype, threads)]
@@ -397,11 +383,10 @@ class RingLegendre(TableModule):
             for r in self.plan.block_regions(block):
                 yield r, tables[r.parity]
 
-    def _scratch(self, name: str, like: torch.Tensor, run: _Backend, size: int):  # noqa: ANN202
-        """Two flat per-call buffers of ``size`` elements (one per half) of this thread's workspace, as ``run``
-        arrays: each call views a contiguous prefix (:func:`_view`) in the shape of its block."""
-        flat = run.array(SCRATCH.empty(name, (2, size), like))
-        return [flat[0], flat[1]]
+    def _scratch(self, name: str, like: torch.Tensor, run: _Backend, *shape: int):  # noqa: ANN202
+        """Two per-call buffers ``shape`` (one per half) of this thread's workspace, as ``run`` arrays."""
+        flat = run.array(SCRATCH.empty(name, (2, math.prod(shape)), like))
+        return [flat[h].reshape(shape) for h in (0, 1)]
 
     def contract(self, H: torch.Tensor) -> torch.Tensor:
         """Ring slabs ``H [2, ≥ 2L, n_north, B]`` (northern rings, then their mirrors; zero for unpaired rings)
@@ -416,26 +401,25 @@ class RingLegendre(TableModule):
         """:meth:`contract` as the coefficients it returns and the phase that writes them, once ``H`` is written."""
         p, B = self.plan, H.shape[-1]
         hn, L = p.n_north, p.L
-        north, south = (run.array(H)[i, :2 * L].reshape(L, 2, hn, B).swapaxes(0, 1) for i in (0, 1))
-        # each half folds one block's parity at a time (ring ± mirror, as [part, m, ring, batch]: the matmuls write
-        # each (part, m, ℓ) as a row of B values) and scatters its rows to their coefficients: the halves own
-        # disjoint orders m, and a padding row each (rows L² and L² + 1)
-        folds = self._scratch("legendre planes", H, run, 2 * p.max_block * hn * B)
-        rows = self._scratch("legendre rows", H, run, p.max_region_rows * B)
+        north, south = (run.array(H)[i, :2 * L].reshape(L, 2, hn, B).swapaxes(1, 2) for i in (0, 1))
+        # each half folds one block's parity at a time (ring ± mirror, as [m, ring, part, batch]: one matmul per
+        # block takes both parts as columns and writes each (m, ℓ, part) as a row of B values) and scatters its rows
+        # to their coefficients: the halves own disjoint orders m, and a padding row each (rows L² and L² + 1)
+        folds = self._scratch("legendre planes", H, run, p.max_block, hn, 2, B)
+        rows = self._scratch("legendre rows", H, run, p.max_region_rows, B)
         out = fresh((L * L + len(p.halves), B), H)
         coefficients, scatter = run.array(out), run.array(self.scatter)
 
         def contract_blocks(halves: tuple[int, ...]) -> None:
             for h in halves:
                 for r, table in self._region_tables(rings_to_rows=True, blocks=p.halves[h]):
-                    mb = r.m1 - r.m0
-                    fold, product = _view(folds[h], 2, mb, hn, B), _view(rows[h], 2, mb, r.n_d, B)
-                    (run.xp.add if r.parity == 0 else run.xp.subtract)(north[:, r.m0:r.m1], south[:, r.m0:r.m1],
-                                                                        out=fold)
-                    a = run.array(table)
-                    for chunk in run.row_chunks(r.n_d, hn, B):
-                        run.bmm(a[:, chunk], fold, product[:, :, chunk])
-                    run.put(_view(rows[h], r.n_rows, B), scatter[r.rows], coefficients)
+                    mb, n = r.m1 - r.m0, r.n_rows
+                    fold = folds[h][:mb]
+                    (run.xp.add if r.parity == 0 else run.xp.subtract)(north[r.m0:r.m1], south[r.m0:r.m1], out=fold)
+                    a, b, product = run.array(table), fold.reshape(mb, hn, 2 * B), rows[h][:n].reshape(mb, r.n_d, 2 * B)
+                    for chunk in run.row_chunks(r.n_d, hn, 2 * B):
+                        run.bmm(a[:, chunk], b, product[:, chunk])
+                    run.put(rows[h][:n], scatter[r.rows], coefficients)
 
         return out[:L * L].T, contract_blocks
 
@@ -462,22 +446,24 @@ class RingLegendre(TableModule):
             for h in halves:
                 run.xp.multiply(c[:, ranges[h]].T, scale[ranges[h]], out=padded[ranges[h]])
 
-        rows = self._scratch("legendre rows", out, run, p.max_region_rows * B)
-        planes = self._scratch("legendre planes", out, run, 4 * p.max_block * hn * B)  # [parity, part, m, ring, batch]
+        rows = self._scratch("legendre rows", out, run, p.max_region_rows, B)
+        planes = self._scratch("legendre planes", out, run, 2, p.max_block, hn, 2, B)  # [parity, m, ring, part, batch]
         scatter = run.array(self.scatter)
-        north, south = (run.array(out)[i, :2 * L].reshape(L, 2, hn, B).swapaxes(0, 1) for i in (0, 1))
+        north, south = (run.array(out)[i, :2 * L].reshape(L, 2, hn, B).swapaxes(1, 2) for i in (0, 1))
 
         def expand_blocks(halves: tuple[int, ...]) -> None:
             for h in halves:
                 for block in p.halves[h]:
                     m0, m1 = p.m_blocks[block]
-                    even, odd = _view(planes[h], 2, 2, m1 - m0, hn, B)
                     for r, table in self._region_tables(rings_to_rows=False, blocks=(block,)):
-                        run.take(padded, scatter[r.rows], _view(rows[h], r.n_rows, B))
-                        a, b = run.array(table), _view(rows[h], 2, m1 - m0, r.n_d, B)
-                        for chunk in run.row_chunks(hn, r.n_d, B):
-                            run.bmm(a[:, chunk], b, (odd if r.parity else even)[:, :, chunk])
-                    run.xp.add(even, odd, out=north[:, m0:m1])  # north: λ_even + λ_odd; its mirror: λ_even − λ_odd
-                    run.xp.subtract(even, odd, out=south[:, m0:m1])
+                        mb, n = m1 - m0, r.n_rows
+                        run.take(padded, scatter[r.rows], rows[h][:n])
+                        a, b = run.array(table), rows[h][:n].reshape(mb, r.n_d, 2 * B)
+                        planes_out = planes[h][r.parity, :mb].reshape(mb, hn, 2 * B)
+                        for chunk in run.row_chunks(hn, r.n_d, 2 * B):
+                            run.bmm(a[:, chunk], b, planes_out[:, chunk])
+                    even, odd = planes[h][:, :m1 - m0]
+                    run.xp.add(even, odd, out=north[m0:m1])  # north: λ_even + λ_odd; its mirror: λ_even − λ_odd
+                    run.xp.subtract(even, odd, out=south[m0:m1])
 
         return scale_halves, expand_blocks
