@@ -312,6 +312,20 @@ def test_both_matmul_backends_are_exact_with_gradients(matmul, gen, monkeypatch)
     assert torch.autograd.gradcheck(lambda t: inv(fwd(t)), (t,))  # the backward multiplies transposed tables
 
 
+def test_off_the_cpu_the_legendre_stage_runs_torch_ops_only():
+    """No numpy (the CPU backends scatter rows with numpy): the meta device stands in for a GPU."""
+    stage = SHT(S2Grid(8, "gl"), dtype=torch.float32).legendre
+    run = stage.backend(torch.empty(1, device="meta"), 3)
+    with pytest.raises(TypeError, match="meta"):  # what the CPU backends' numpy scatter would meet
+        torch.empty(1, device="meta").numpy()
+    rows, index = torch.empty(5, 3, device="meta"), torch.zeros(5, dtype=torch.long, device="meta")
+    out = torch.empty(7, 3, device="meta")
+    run.put(rows, index, out)
+    run.take(out, index, rows)
+    run.bmm(torch.empty(2, 5, 4, device="meta"), torch.empty(2, 4, 3, device="meta"), torch.empty(2, 5, 3, device="meta"))
+    assert not run.twin and run.xp is torch  # and the calls above ran: meta tensors have no numpy view
+
+
 def test_the_matmul_probe_returns_a_backend():
     from sphcnn.spectral._ring_legendre import _fastest_bmm
 
