@@ -22,7 +22,9 @@ block at a time, in per-half scratch that stays in cache. The halves own disjoin
 the slabs and of the coefficients, so nothing is left to do serially after them. On more
 than one thread and above a work threshold (:func:`use_twin`) they run side by side, one
 on the caller and one on a second thread (:mod:`sphcnn.spectral._twin`), in numpy, each
-matmul in row chunks that OpenBLAS multiplies on the calling thread.
+matmul in row chunks that OpenBLAS multiplies on the calling thread; the stage's directions
+are then phases (:meth:`RingLegendre.contract_phase`, :meth:`RingLegendre.expand_phases`)
+that :mod:`sphcnn.spectral.sht` runs with the ring FFTs' in one hand-off.
 """
 
 from __future__ import annotations

@@ -11,10 +11,15 @@ ducc0 FFT needs). Where it pays: :func:`sphcnn.spectral._ring_legendre.use_twin`
 A transform hands over once: its stages are *phases*, each split in two halves (the ring FFTs into
 the northern and the southern rings, the Legendre stage into two sets of orders m), and the two
 threads meet at a barrier between phases. Every hand-off and every wait on the other thread costs a
-wake-up of a sleeping thread (0.1–0.3 ms on the two-core VMs of our benchmarks), and the FFT
-libraries' own pools cost more of them: GL L = 128, 16 maps, two threads, forward / inverse
-3.4 / 4.2 ms against 4.1 / 4.7 ms (float32) and 5.3 / 6.0 against 7.2 / 6.9 ms (float64) with the
-FFTs on their libraries' pools and a hand-off per stage (alternating in one process; docs/bench_sht.md).
+wake-up: on the Firecracker VMs of our benchmarks an idle vCPU halts at once
+(``haltpoll.guest_halt_poll_ns=0``), an empty call of :meth:`Twin.run` takes 0.1–0.3 ms, and the FFT
+libraries' own pools cost more such wake-ups. GL L = 128, 16 maps, two threads, medians of
+alternating process pairs, forward / inverse, against a hand-off per stage with the FFTs on their
+libraries' pools (2571cdb): float32 3.2–3.5 / 3.9–4.4 ms against 3.8–3.9 / 4.3–4.6 ms, float64
+5.0 / 5.8 against 5.7 / 6.8 ms; L = 256 and 512 on par (docs/bench_sht.md). Fixed halves keep each
+thread on the same blocks, and their tables in its core's cache, call after call: letting the threads
+claim blocks and ring chunks one at a time, whoever is free, ran 5–10 % slower (in one process,
+alternating).
 
 The twin only ever runs numpy calls (ufuncs, ``take``, ``put``, ``matmul`` below OpenBLAS's threading
 threshold, one-thread FFTs of ducc0 or scipy; of torch only `detach` and `numpy` views): no torch
