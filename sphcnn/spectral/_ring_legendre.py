@@ -406,10 +406,12 @@ class RingLegendre(TableModule):
         """:meth:`contract` as the coefficients it returns and the phase that writes them, once ``H`` is written."""
         p, B = self.plan, H.shape[-1]
         hn, L = p.n_north, p.L
-        north, south = (run.array(H)[i, :2 * L].reshape(L, 2, hn, B).swapaxes(1, 2) for i in (0, 1))
+        north, south = (run.array(H)[i, :2 * L].reshape(L, 2, hn, B) for i in (0, 1))
         # each half folds one block's parity at a time (ring ± mirror, as [m, ring, part, batch]: one matmul per
         # block takes both parts as columns and writes each (m, ℓ, part) as a row of B values) and scatters its rows
-        # to their coefficients: the halves own disjoint orders m, and a padding row each (rows L² and L² + 1)
+        # to their coefficients: the halves own disjoint orders m, and a padding row each (rows L² and L² + 1).
+        # The fold iterates in the slabs' order, writing the transposed view: 41 against 75 µs per block (float32;
+        # float64 65 against 127 µs) for the same sums iterated in the fold's order
         folds = self._scratch("legendre planes", H, run, p.max_block, hn, 2, B)
         rows = self._scratch("legendre rows", H, run, p.max_region_rows, B)
         out = fresh((L * L + len(p.halves), B), H)
@@ -420,7 +422,8 @@ class RingLegendre(TableModule):
                 for r, table in self._region_tables(rings_to_rows=True, blocks=p.halves[h]):
                     mb, n = r.m1 - r.m0, r.n_rows
                     fold = folds[h][:mb]
-                    (run.xp.add if r.parity == 0 else run.xp.subtract)(north[r.m0:r.m1], south[r.m0:r.m1], out=fold)
+                    (run.xp.add if r.parity == 0 else run.xp.subtract)(north[r.m0:r.m1], south[r.m0:r.m1],
+                                                                       out=fold.swapaxes(1, 2))
                     a, b, product = run.array(table), fold.reshape(mb, hn, 2 * B), rows[h][:n].reshape(mb, r.n_d, 2 * B)
                     for chunk in run.row_chunks(r.n_d, hn, 2 * B):
                         run.bmm(a[:, chunk], b, product[:, chunk])
@@ -448,8 +451,8 @@ class RingLegendre(TableModule):
         ranges = (slice(0, LL // 2), slice(LL // 2, LL))
 
         def scale_halves(halves: tuple[int, ...]) -> None:
-            for h in halves:
-                run.xp.multiply(c[:, ranges[h]].T, scale[ranges[h]], out=padded[ranges[h]])
+            for h in halves:  # in c's order, writing the transposed view: 0.16 against 0.32 ms the other way round
+                run.xp.multiply(c[:, ranges[h]], scale[ranges[h]].T, out=padded[ranges[h]].T)
 
         rows = self._scratch("legendre rows", out, run, p.max_region_rows, B)
         planes = self._scratch("legendre planes", out, run, 2, p.max_block, hn, 2, B)  # [parity, m, ring, part, batch]
