@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from types import ModuleType
 
 import numpy as np
@@ -149,11 +149,11 @@ class RingPlan:
                         theta_north=theta[:n_north], weight_north=weights[:n_north], m_blocks=m_blocks,
                         halves=halves, regions=tuple(regions), n_rows=pos, scatter=scatter)
 
-    @property
+    @cached_property
     def max_block(self) -> int:
         return max(m1 - m0 for m0, m1 in self.m_blocks)
 
-    @property
+    @cached_property
     def max_region_rows(self) -> int:
         return max(r.n_rows for r in self.regions)
 
@@ -388,6 +388,10 @@ class RingLegendre(TableModule):
             for r in self.plan.block_regions(block):
                 yield r, tables[r.parity]
 
+    def _scatter(self, run: _Backend) -> torch.Tensor | np.ndarray:
+        """The row → coefficient index for ``run``: the plan's own array for numpy's calls (no view per call)."""
+        return self.plan.scatter if run.xp is np else self.scatter
+
     def _scratch(self, name: str, like: torch.Tensor, run: _Backend, *shape: int):  # noqa: ANN202
         """Two per-call buffers ``shape`` (one per half) of this thread's workspace, as ``run`` arrays."""
         flat = run.array(SCRATCH.empty(name, (2, math.prod(shape)), like))
@@ -406,7 +410,8 @@ class RingLegendre(TableModule):
         """:meth:`contract` as the coefficients it returns and the phase that writes them, once ``H`` is written."""
         p, B = self.plan, H.shape[-1]
         hn, L = p.n_north, p.L
-        north, south = (run.array(H)[i, :2 * L].reshape(L, 2, hn, B) for i in (0, 1))
+        slabs = run.array(H)[:, :2 * L].reshape(2, L, 2, hn, B)
+        north, south = slabs[0], slabs[1]
         # each half folds one block's parity at a time (ring ± mirror, as [m, ring, part, batch]: one matmul per
         # block takes both parts as columns and writes each (m, ℓ, part) as a row of B values) and scatters its rows
         # to their coefficients: the halves own disjoint orders m, and a padding row each (rows L² and L² + 1).
@@ -415,7 +420,7 @@ class RingLegendre(TableModule):
         folds = self._scratch("legendre planes", H, run, p.max_block, hn, 2, B)
         rows = self._scratch("legendre rows", H, run, p.max_region_rows, B)
         out = fresh((L * L + len(p.halves), B), H)
-        coefficients, scatter = run.array(out), run.array(self.scatter)
+        coefficients, scatter = run.array(out), self._scatter(run)
 
         def contract_blocks(halves: tuple[int, ...]) -> None:
             for h in halves:
@@ -456,8 +461,9 @@ class RingLegendre(TableModule):
 
         rows = self._scratch("legendre rows", out, run, p.max_region_rows, B)
         planes = self._scratch("legendre planes", out, run, 2, p.max_block, hn, 2, B)  # [parity, m, ring, part, batch]
-        scatter = run.array(self.scatter)
-        north, south = (run.array(out)[i, :2 * L].reshape(L, 2, hn, B).swapaxes(1, 2) for i in (0, 1))
+        scatter = self._scatter(run)
+        slabs = run.array(out)[:, :2 * L].reshape(2, L, 2, hn, B).swapaxes(2, 3)
+        north, south = slabs[0], slabs[1]
 
         def expand_blocks(halves: tuple[int, ...]) -> None:
             for h in halves:
