@@ -267,6 +267,39 @@ def test_workspace_buffers_never_leak_into_results(fft_backend, gen, monkeypatch
     assert SCRATCH.nbytes() == 0
 
 
+@pytest.mark.parametrize("fft_backend", _ring_fft.ring_backends())
+def test_kept_scratch_views_follow_batch_sizes_and_reallocations(fft_backend, gen, monkeypatch):
+    """The views a call keeps of the shared scratch serve the next call of its size only while the buffers live:
+    calls of another batch size or a larger grid in between (which reallocate them) leave every result exact."""
+    from sphcnn.spectral import _workspace
+    from sphcnn.spectral._ring_legendre import SCRATCH
+
+    monkeypatch.setattr(_workspace, "MIN_BYTES", 0)
+    monkeypatch.setattr(_ring_fft, "_fastest_rings", lambda *probe: fft_backend)
+    small, large = S2Grid(6, "gl"), S2Grid(10, "dh")
+    modules = {g: (SHT(g, dtype=torch.float64), InverseSHT(g, dtype=torch.float64)) for g in (small, large)}
+    for g, B in ((small, 3), (small, 5), (large, 2), (small, 3), (large, 7), (small, 5), (small, 3)):
+        fwd, inv = modules[g]
+        c = random_coefficients(g.L, B, generator=gen)
+        x = evaluate_sh(c, g.points())
+        assert relative_error(inv(c), x) < 1e-12 and relative_error(fwd(x), c) < 1e-12
+    assert SCRATCH.nbytes() > 0
+    SCRATCH.clear()
+    fwd, inv = modules[small]
+    c = random_coefficients(6, 3, generator=gen)
+    assert relative_error(fwd(inv(c)), c) < 1e-12
+
+
+def test_gradients_go_through_the_autograd_function_only_where_needed(gen):
+    grid = S2Grid(6, "gl")
+    fwd = SHT(grid, dtype=torch.float64)
+    x = torch.randn(2, *grid.shape, dtype=torch.float64, generator=gen)
+    plain, tracked = fwd(x), fwd(x.clone().requires_grad_(True))
+    assert plain.grad_fn is None and tracked.grad_fn is not None and torch.equal(plain, tracked.detach())
+    with torch.no_grad():
+        assert fwd(x.clone().requires_grad_(True)).grad_fn is None
+
+
 def test_modules_of_one_grid_share_tables_built_once(monkeypatch):
     """One table per (grid, L, direction, dtype, device), shared by every module and freed with the last of them."""
     import gc

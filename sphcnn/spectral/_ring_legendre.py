@@ -380,11 +380,14 @@ class RingLegendre(TableModule):
             return _BACKENDS["twin"]
         return _BACKENDS[_fastest_bmm(shape, like.dtype, threads)]
 
-    def _region_tables(self, rings_to_rows: bool, blocks: tuple[int, ...]):  # noqa: ANN202
-        """The (even, odd) regions of these m-blocks with their tables, one block's tables alive at a time (above
-        ``max_table_bytes`` they are computed here, block by block)."""
+    def _region_tables(self, rings_to_rows: bool, blocks: tuple[int, ...], run: _Backend):  # noqa: ANN202
+        """The (even, odd) regions of these m-blocks with their tables as ``run`` arrays, one block's tables alive at a
+        time (above ``max_table_bytes`` they are computed here, block by block; stored ones are viewed once)."""
+        if self.stored:
+            arrays = self._shared.derived((rings_to_rows, run.xp.__name__), lambda: [
+                tuple(run.array(t) for t in self._tables(i, rings_to_rows)) for i in range(len(self.plan.m_blocks))])
         for block in blocks:
-            tables = self._tables(block, rings_to_rows)
+            tables = arrays[block] if self.stored else tuple(run.array(t) for t in self._tables(block, rings_to_rows))
             for r in self.plan.block_regions(block):
                 yield r, tables[r.parity]
 
@@ -397,41 +400,60 @@ class RingLegendre(TableModule):
         flat = run.array(SCRATCH.empty(name, (2, math.prod(shape)), like))
         return [flat[h].reshape(shape) for h in (0, 1)]
 
+    def _views(self, H: torch.Tensor, run: _Backend, forward: bool, keep: bool):  # noqa: ANN202
+        """The ``run`` arrays of a call on the slabs ``H``: its planes of orders m as ``[m, part, ring, batch]``
+        (analysis) or ``[m, ring, part, batch]`` (synthesis), northern and mirrored, the per-half scratch and
+        (synthesis) the coefficient-major copy. ``keep``: ``H`` is this thread's slab buffer, so the workspace
+        keeps them for the next call on it."""
+        p, B = self.plan, H.shape[-1]
+        hn, L = p.n_north, p.L
+
+        def build():  # noqa: ANN202
+            slabs = run.array(H)[:, :2 * L].reshape(2, L, 2, hn, B)
+            if not forward:
+                slabs = slabs.swapaxes(2, 3)
+            planes = (p.max_block, hn, 2, B) if forward else (2, p.max_block, hn, 2, B)  # [(parity,) m, ring, part, batch]
+            return (slabs[0], slabs[1], self._scratch("legendre planes", H, run, *planes),
+                    self._scratch("legendre rows", H, run, p.max_region_rows, B),
+                    None if forward else run.array(SCRATCH.empty("coefficients", (L * L + len(p.halves), B), H)))
+
+        if not keep:
+            return build()
+        return SCRATCH.views(("S2 Legendre", forward, p.grid_key, L, H.data_ptr(), B, H.dtype, run), H, build)
+
     def contract(self, H: torch.Tensor) -> torch.Tensor:
         """Ring slabs ``H [2, ≥ 2L, n_north, B]`` (northern rings, then their mirrors; zero for unpaired rings)
         → coefficients ``[B, L²]`` (analysis, or synthesis's adjoint up to the factor ``expand_scale``): the
         transposed view of a contiguous ``[L², B]`` tensor."""
         run = self.backend(H, H.shape[-1])
-        coefficients, phase = self.contract_phase(H, run)
+        coefficients, phase = self.contract_phase(H, run, keep_views=False)
         run.phases(phase)
         return coefficients
 
-    def contract_phase(self, H: torch.Tensor, run: _Backend) -> tuple[torch.Tensor, Phase]:
-        """:meth:`contract` as the coefficients it returns and the phase that writes them, once ``H`` is written."""
+    def contract_phase(self, H: torch.Tensor, run: _Backend, keep_views: bool = True) -> tuple[torch.Tensor, Phase]:
+        """:meth:`contract` as the coefficients it returns and the phase that writes them, once ``H`` is written
+        (``keep_views``: ``H`` is this thread's slab buffer, see :meth:`_views`)."""
         p, B = self.plan, H.shape[-1]
         hn, L = p.n_north, p.L
-        slabs = run.array(H)[:, :2 * L].reshape(2, L, 2, hn, B)
-        north, south = slabs[0], slabs[1]
         # each half folds one block's parity at a time (ring ± mirror, as [m, ring, part, batch]: one matmul per
         # block takes both parts as columns and writes each (m, ℓ, part) as a row of B values) and scatters its rows
         # to their coefficients: the halves own disjoint orders m, and a padding row each (rows L² and L² + 1).
         # The fold iterates in the slabs' order, writing the transposed view: 41 against 75 µs per block (float32;
         # float64 65 against 127 µs) for the same sums iterated in the fold's order
-        folds = self._scratch("legendre planes", H, run, p.max_block, hn, 2, B)
-        rows = self._scratch("legendre rows", H, run, p.max_region_rows, B)
+        north, south, folds, rows, _ = self._views(H, run, forward=True, keep=keep_views)
         out = fresh((L * L + len(p.halves), B), H)
         coefficients, scatter = run.array(out), self._scatter(run)
 
         def contract_blocks(halves: tuple[int, ...]) -> None:
             for h in halves:
-                for r, table in self._region_tables(rings_to_rows=True, blocks=p.halves[h]):
+                for r, table in self._region_tables(True, p.halves[h], run):
                     mb, n = r.m1 - r.m0, r.n_rows
                     fold = folds[h][:mb]
                     (run.xp.add if r.parity == 0 else run.xp.subtract)(north[r.m0:r.m1], south[r.m0:r.m1],
                                                                        out=fold.swapaxes(1, 2))
-                    a, b, product = run.array(table), fold.reshape(mb, hn, 2 * B), rows[h][:n].reshape(mb, r.n_d, 2 * B)
+                    b, product = fold.reshape(mb, hn, 2 * B), rows[h][:n].reshape(mb, r.n_d, 2 * B)
                     for chunk in run.row_chunks(r.n_d, hn, 2 * B):
-                        run.bmm(a[:, chunk], b, product[:, chunk])
+                        run.bmm(table[:, chunk], b, product[:, chunk])
                     run.put(rows[h][:n], scatter[r.rows], coefficients)
 
         return out[:L * L].T, contract_blocks
@@ -440,17 +462,19 @@ class RingLegendre(TableModule):
         """Coefficients ``c [B, L²]`` → ring slabs ``out [2, ≥ 2L, n_north, B]`` (slabs < 2L written), to be read
         by the c2r ring synthesis; the adjoint of :meth:`contract` up to ``expand_scale``."""
         run = self.backend(c, c.shape[0])
-        run.phases(*self.expand_phases(c, out, run))
+        run.phases(*self.expand_phases(c, out, run, keep_views=False))
         return out
 
-    def expand_phases(self, c: torch.Tensor, out: torch.Tensor, run: _Backend) -> tuple[Phase, Phase]:
-        """:meth:`expand` as two phases: the scaled coefficient-major copy of ``c``, then the slabs from it."""
+    def expand_phases(self, c: torch.Tensor, out: torch.Tensor, run: _Backend,
+                      keep_views: bool = True) -> tuple[Phase, Phase]:
+        """:meth:`expand` as two phases: the scaled coefficient-major copy of ``c``, then the slabs from it
+        (``keep_views``: ``out`` is this thread's slab buffer, see :meth:`_views`)."""
         p, B = self.plan, c.shape[0]
-        hn, L, LL = p.n_north, p.L, p.L * p.L
+        hn, LL = p.n_north, p.L * p.L
+        north, south, planes, rows, padded = self._views(out, run, forward=False, keep=keep_views)
         # coefficient-major [L² + 2, B], scaled, with zero rows for padding: a row gather then reads whole batches
         # (for batch-major input the halves write it transposed, each a range of coefficients: cheaper than any
         # gather across rows)
-        padded = run.array(SCRATCH.empty("coefficients", (LL + len(p.halves), B), c))
         padded[LL:] = 0
         c, scale = run.array(c), run.array(self.expand_scale)[:, None]
         ranges = (slice(0, LL // 2), slice(LL // 2, LL))
@@ -459,23 +483,19 @@ class RingLegendre(TableModule):
             for h in halves:  # in c's order, writing the transposed view: 0.16 against 0.32 ms the other way round
                 run.xp.multiply(c[:, ranges[h]], scale[ranges[h]].T, out=padded[ranges[h]].T)
 
-        rows = self._scratch("legendre rows", out, run, p.max_region_rows, B)
-        planes = self._scratch("legendre planes", out, run, 2, p.max_block, hn, 2, B)  # [parity, m, ring, part, batch]
         scatter = self._scatter(run)
-        slabs = run.array(out)[:, :2 * L].reshape(2, L, 2, hn, B).swapaxes(2, 3)
-        north, south = slabs[0], slabs[1]
 
         def expand_blocks(halves: tuple[int, ...]) -> None:
             for h in halves:
                 for block in p.halves[h]:
                     m0, m1 = p.m_blocks[block]
-                    for r, table in self._region_tables(rings_to_rows=False, blocks=(block,)):
+                    for r, table in self._region_tables(False, (block,), run):
                         mb, n = m1 - m0, r.n_rows
                         run.take(padded, scatter[r.rows], rows[h][:n])
-                        a, b = run.array(table), rows[h][:n].reshape(mb, r.n_d, 2 * B)
+                        b = rows[h][:n].reshape(mb, r.n_d, 2 * B)
                         planes_out = planes[h][r.parity, :mb].reshape(mb, hn, 2 * B)
                         for chunk in run.row_chunks(hn, r.n_d, 2 * B):
-                            run.bmm(a[:, chunk], b, planes_out[:, chunk])
+                            run.bmm(table[:, chunk], b, planes_out[:, chunk])
                     even, odd = planes[h][:, :m1 - m0]
                     run.xp.add(even, odd, out=north[m0:m1])  # north: λ_even + λ_odd; its mirror: λ_even − λ_odd
                     run.xp.subtract(even, odd, out=south[m0:m1])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -11,12 +11,28 @@ from torch import nn
 
 
 class SharedTables:
-    """The tensors built for one key (module kind, grid, L, direction, dtype, device), in build order."""
+    """The tensors built for one key (module kind, grid, L, direction, dtype, device), in build order, and views
+    of them that a transform takes on every call (:meth:`derived`)."""
 
-    __slots__ = ("tensors", "__weakref__")
+    __slots__ = ("__weakref__", "_derived", "tensors")
 
     def __init__(self, tensors: tuple[torch.Tensor, ...]) -> None:
         self.tensors = tensors
+        self._derived: dict = {}
+
+    def derived(self, key: Hashable, build: Callable[[], object]) -> object:
+        """``build()`` — views of these tensors (numpy arrays, transposes) — once per key, as long as the tables
+        live; copies and pickles start without them."""
+        found = self._derived.get(key)
+        if found is None:
+            found = self._derived[key] = build()
+        return found
+
+    def __getstate__(self) -> tuple[torch.Tensor, ...]:
+        return self.tensors
+
+    def __setstate__(self, tensors: tuple[torch.Tensor, ...]) -> None:
+        self.tensors, self._derived = tensors, {}
 
 
 # Every module of the same key holds the same tables: built once (GL L = 512 float64 S² analysis: 272 MB and

@@ -89,7 +89,8 @@ class _Longitude(TableModule):
 
     def slabs(self, like: torch.Tensor, B: int) -> torch.Tensor:
         """The slab buffer ``[2, S, n_north, B]`` of this thread (overwritten by the next call)."""
-        return SCRATCH.empty("ring slabs", (2, self.n_slabs, self.plan.n_north, B), like)
+        shape = (2, self.n_slabs, self.plan.n_north, B)
+        return SCRATCH.views(("ring slabs", shape, like.dtype), like, lambda: SCRATCH.empty("ring slabs", shape, like))
 
     def _pairs(self, H: torch.Tensor) -> torch.Tensor:
         return H[1][:, self.plan.pair_start:self.plan.pair_start + self.plan.n_pairs]
@@ -220,6 +221,13 @@ class _TransformBase(nn.Module):
             self.longitude.synthesis(H, x)((0, 1))
         return x
 
+    def _transform(self, x: torch.Tensor, synthesis: bool) -> torch.Tensor:
+        """:class:`_Transform` where a gradient can flow to ``x``, else the transform alone: the Function's
+        bookkeeping costs 40 µs a call, about 1 % of GL L = 128 at 16 maps."""
+        if torch.is_grad_enabled() and x.requires_grad:
+            return _Transform.apply(x, self, synthesis)
+        return self._synthesize(x) if synthesis else self._analyze(x)
+
     def _check_dtype(self, x: torch.Tensor, name: str) -> None:
         if x.dtype != self.legendre.table_dtype:
             raise TypeError(
@@ -270,17 +278,15 @@ class SHT(_TransformBase):
         self.iters = iters if grid.kind == "healpix" else 0
         self.inverse = InverseSHT(grid, self.L, dtype, max_table_bytes) if self.iters else None
 
-    def _analysis(self, x: torch.Tensor) -> torch.Tensor:
-        return _Transform.apply(x, self, False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.grid.check(x)
         self._check_dtype(x, "x")
         batch = x.shape[: x.dim() - len(self.grid.shape)]
         flat = x.reshape(-1, *self.grid.shape)
-        c = self._analysis(flat)
+        c = self._transform(flat, synthesis=False)
         for _ in range(self.iters):
-            c = c + self._analysis(flat - self.inverse(c))
+            c = c + self._transform(flat - self.inverse(c), synthesis=False)
         return c.reshape(*batch, c.shape[-1])
 
 
@@ -300,7 +306,7 @@ class InverseSHT(_TransformBase):
             raise TypeError(f"coefficients must be float32 or float64, got {c.dtype}")
         self._check_dtype(c, "c")
         batch = c.shape[:-1]
-        x = _Transform.apply(c.reshape(-1, L * L), self, True)
+        x = self._transform(c.reshape(-1, L * L), synthesis=True)
         return x.reshape(*batch, *self.grid.shape)
 
 
