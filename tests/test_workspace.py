@@ -39,7 +39,11 @@ def test_views_are_per_thread_and_not_copied(monkeypatch):
     workspace, like = Workspace(), torch.zeros(1)
     mine = workspace.views("key", like, lambda: workspace.empty("a", (4,), like))
     theirs = []
-    thread = threading.Thread(target=lambda: theirs.append(workspace.views("key", like, lambda: workspace.empty("a", (4,), like))))
+
+    def on_another_thread():
+        theirs.append(workspace.views("key", like, lambda: workspace.empty("a", (4,), like)))
+
+    thread = threading.Thread(target=on_another_thread)
     thread.start()
     thread.join()
     assert theirs[0].data_ptr() != mine.data_ptr()

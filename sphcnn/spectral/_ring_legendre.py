@@ -412,7 +412,8 @@ class RingLegendre(TableModule):
             slabs = run.array(H)[:, :2 * L].reshape(2, L, 2, hn, B)
             if not forward:
                 slabs = slabs.swapaxes(2, 3)
-            planes = (p.max_block, hn, 2, B) if forward else (2, p.max_block, hn, 2, B)  # [(parity,) m, ring, part, batch]
+            # [(parity,) m, ring, part, batch]
+            planes = (p.max_block, hn, 2, B) if forward else (2, p.max_block, hn, 2, B)
             return (slabs[0], slabs[1], self._scratch("legendre planes", H, run, *planes),
                     self._scratch("legendre rows", H, run, p.max_region_rows, B),
                     None if forward else run.array(SCRATCH.empty("coefficients", (L * L + len(p.halves), B), H)))

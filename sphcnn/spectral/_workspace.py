@@ -105,7 +105,8 @@ def fresh(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
     """
     if like.device.type != "cpu":
         return like.new_empty(shape)
-    return torch.from_numpy(np.empty(shape, dtype=_NUMPY_DTYPES.get(like.dtype) or torch.empty((), dtype=like.dtype).numpy().dtype))
+    dtype = _NUMPY_DTYPES.get(like.dtype) or torch.empty((), dtype=like.dtype).numpy().dtype
+    return torch.from_numpy(np.empty(shape, dtype=dtype))
 
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}

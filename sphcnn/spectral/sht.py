@@ -278,7 +278,6 @@ class SHT(_TransformBase):
         self.iters = iters if grid.kind == "healpix" else 0
         self.inverse = InverseSHT(grid, self.L, dtype, max_table_bytes) if self.iters else None
 
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.grid.check(x)
         self._check_dtype(x, "x")
